@@ -1,0 +1,19 @@
+package auth
+
+import "errors"
+
+// Errors returned (wrapped, match with errors.Is) by the Store.
+var (
+	ErrNoDataDir       = errors.New("auth: no data dir")
+	ErrDataDirExists   = errors.New("auth: data dir already initialised")
+	ErrTenantExists    = errors.New("auth: tenant already exists")
+	ErrUnknownTenant   = errors.New("auth: unknown tenant")
+	ErrPrincipalExists = errors.New("auth: principal already exists")
+	ErrUnknownAgent    = errors.New("auth: unknown principal")
+	ErrWrongRole       = errors.New("auth: principal has another role")
+	ErrNoCapability    = errors.New("auth: an agent needs at least one capability")
+	ErrReservedName    = errors.New("auth: name is reserved")
+	ErrInvalidLimits   = errors.New("auth: invalid limits")
+	ErrPushRefused     = errors.New("auth: server refused the update")
+	ErrLocked          = errors.New("auth: data dir is busy")
+)

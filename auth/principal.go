@@ -1,0 +1,282 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Principal is a NATS user inside a tenant: an agent, a client or the
+// tenant's orchestrator. The data dir keeps its public key, never its seed;
+// the seed lives only in the creds file handed to its owner.
+type Principal struct {
+	Tenant       string     `json:"tenant"`
+	Name         string     `json:"name"`
+	Role         Role       `json:"role"`
+	Capabilities []string   `json:"capabilities,omitempty"`
+	PublicKey    string     `json:"public_key"`
+	CreatedAt    time.Time  `json:"created_at"`
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Revoked reports whether the principal's current key is revoked.
+func (p Principal) Revoked() bool { return p.RevokedAt != nil }
+
+// tags are the user JWT tags; the agent template expands cap:<c> into
+// subscribe permissions for eq.cap.<c>.
+func (p Principal) tags() []string {
+	tags := []string{"role:" + string(p.Role)}
+	for _, c := range p.Capabilities {
+		tags = append(tags, capabilityTag+":"+c)
+	}
+	return tags
+}
+
+// PrincipalSpec describes a principal to create.
+type PrincipalSpec struct {
+	Tenant       string
+	Name         string
+	Role         Role     // RoleAgent or RoleClient
+	Capabilities []string // agents only; at least one
+	// CredsFile is where the creds go; empty means DefaultCredsFile. An
+	// existing file is never overwritten by a create.
+	CredsFile string
+}
+
+func (spec PrincipalSpec) validate() error {
+	if err := protocol.ValidateName("tenant", spec.Tenant); err != nil {
+		return err
+	}
+	if err := protocol.ValidateName(string(spec.Role), spec.Name); err != nil {
+		return err
+	}
+	if spec.Name == OrchestratorName {
+		return fmt.Errorf("%w: %q is the tenant's orchestrator", ErrReservedName, spec.Name)
+	}
+	switch spec.Role {
+	case RoleAgent:
+		if len(spec.Capabilities) == 0 {
+			return ErrNoCapability
+		}
+		seen := map[string]bool{}
+		for _, c := range spec.Capabilities {
+			if err := protocol.ValidateName("capability", c); err != nil {
+				return err
+			}
+			if seen[c] {
+				return fmt.Errorf("%w: capability %q given twice", protocol.ErrInvalidName, c)
+			}
+			seen[c] = true
+		}
+	case RoleClient:
+		if len(spec.Capabilities) > 0 {
+			return fmt.Errorf("auth: a client has no capabilities")
+		}
+	default:
+		return fmt.Errorf("%w: cannot create a %q principal", ErrWrongRole, spec.Role)
+	}
+	return nil
+}
+
+// CreatePrincipal issues an agent or client: a fresh user key whose JWT is
+// signed by the tenant's scoped key for the role, so the server applies the
+// role's ACL. Nothing is published: the account already trusts the key.
+func (s *Store) CreatePrincipal(ctx context.Context, spec PrincipalSpec) (Principal, error) {
+	if err := spec.validate(); err != nil {
+		return Principal{}, err
+	}
+	tenant, err := s.Tenant(spec.Tenant)
+	if err != nil {
+		return Principal{}, err
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	defer unlock()
+
+	if existing, err := s.Principal(spec.Tenant, spec.Name); err == nil {
+		hint := ""
+		if existing.Revoked() {
+			hint = " (revoked; `rotate` issues new creds)"
+		}
+		return Principal{}, fmt.Errorf("%w: %s %s in tenant %s%s", ErrPrincipalExists, existing.Role, spec.Name, spec.Tenant, hint)
+	} else if !errors.Is(err, ErrUnknownAgent) {
+		return Principal{}, err
+	}
+	credsFile := spec.CredsFile
+	if credsFile == "" {
+		credsFile = s.DefaultCredsFile(spec.Tenant, spec.Name)
+	}
+	if _, err := os.Stat(credsFile); err == nil {
+		return Principal{}, fmt.Errorf("auth: %s exists; not overwriting creds", credsFile)
+	}
+
+	p := Principal{
+		Tenant:       spec.Tenant,
+		Name:         spec.Name,
+		Role:         spec.Role,
+		Capabilities: append([]string(nil), spec.Capabilities...),
+		CreatedAt:    time.Now().UTC(),
+	}
+	signer, err := loadKey(filepath.Join(s.layout.tenantDir(spec.Tenant), roleKeyFile(spec.Role)))
+	if err != nil {
+		return Principal{}, err
+	}
+	creds, userPub, err := newUserCreds(p.Name, tenant.AccountKey, signer, p.tags(), jwt.UserPermissionLimits{})
+	if err != nil {
+		return Principal{}, err
+	}
+	p.PublicKey = userPub
+	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
+		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
+	}
+	if err := s.savePrincipal(p); err != nil {
+		os.Remove(credsFile)
+		return Principal{}, err
+	}
+	return p, nil
+}
+
+// Principal returns one principal of a tenant.
+func (s *Store) Principal(tenant, name string) (Principal, error) {
+	if err := protocol.ValidateName("tenant", tenant); err != nil {
+		return Principal{}, err
+	}
+	if err := protocol.ValidateName("principal", name); err != nil {
+		return Principal{}, err
+	}
+	var p Principal
+	err := readJSON(filepath.Join(s.layout.tenantDir(tenant), principalFile(name)), &p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, terr := s.Tenant(tenant); terr != nil {
+			return Principal{}, terr
+		}
+		return Principal{}, fmt.Errorf("%w: %s in tenant %s", ErrUnknownAgent, name, tenant)
+	}
+	return p, err
+}
+
+// Principals lists a tenant's principals by name.
+func (s *Store) Principals(tenant string) ([]Principal, error) {
+	if _, err := s.Tenant(tenant); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.layout.tenantDir(tenant), principalsSubdir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list principals of %s: %w", tenant, err)
+	}
+	var out []Principal
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || protocol.ValidateName("principal", name) != nil {
+			continue
+		}
+		p, err := s.Principal(tenant, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Revoke revokes a principal's key in its tenant account and publishes the
+// account: the server closes the principal's live connections at once and
+// refuses its creds from then on.
+func (s *Store) Revoke(ctx context.Context, tenant, name string, pub Publisher) (Principal, error) {
+	p, err := s.Principal(tenant, name)
+	if err != nil {
+		return Principal{}, err
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	defer unlock()
+	now := time.Now().UTC()
+	if err := s.publishRevocation(ctx, tenant, p.PublicKey, now, pub); err != nil {
+		return Principal{}, err
+	}
+	p.RevokedAt = &now
+	return p, s.savePrincipal(p)
+}
+
+// Rotate issues the principal a new key and creds (same name, role and
+// capabilities) and revokes the old key. credsFile empty means
+// DefaultCredsFile; it is overwritten.
+func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub Publisher) (Principal, error) {
+	p, err := s.Principal(tenant, name)
+	if err != nil {
+		return Principal{}, err
+	}
+	t, err := s.Tenant(tenant)
+	if err != nil {
+		return Principal{}, err
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	defer unlock()
+	if credsFile == "" {
+		credsFile = s.DefaultCredsFile(tenant, name)
+	}
+	signer, err := loadKey(filepath.Join(s.layout.tenantDir(tenant), roleKeyFile(p.Role)))
+	if err != nil {
+		return Principal{}, err
+	}
+	creds, userPub, err := newUserCreds(p.Name, t.AccountKey, signer, p.tags(), jwt.UserPermissionLimits{})
+	if err != nil {
+		return Principal{}, err
+	}
+	// The new creds are written before the old key dies, so the owner is
+	// never left without working creds by a failed publish.
+	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
+		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
+	}
+	if err := s.publishRevocation(ctx, tenant, p.PublicKey, time.Now().UTC(), pub); err != nil {
+		return Principal{}, err
+	}
+	p.PublicKey = userPub
+	p.RevokedAt = nil
+	return p, s.savePrincipal(p)
+}
+
+// publishRevocation adds a revocation to the tenant's account, publishes
+// it, and only then records the new account JWT.
+func (s *Store) publishRevocation(ctx context.Context, tenant, userPub string, at time.Time, pub Publisher) error {
+	claims, err := s.accountClaims(tenant)
+	if err != nil {
+		return err
+	}
+	claims.Revocations.Revoke(userPub, at)
+	token, err := claims.Encode(s.operatorSigner)
+	if err != nil {
+		return fmt.Errorf("auth: sign account %s: %w", tenant, err)
+	}
+	if err := pub.UpdateAccount(ctx, token); err != nil {
+		return fmt.Errorf("auth: publish revocation in %s: %w", tenant, err)
+	}
+	path := filepath.Join(s.layout.tenantDir(tenant), tenantJWTFile)
+	if err := writeFileAtomic(path, []byte(token), secretPerm); err != nil {
+		return fmt.Errorf("auth: the server has the revocation but recording it failed (publish again): %w", err)
+	}
+	return nil
+}
+
+func (s *Store) savePrincipal(p Principal) error {
+	return writeJSON(filepath.Join(s.layout.tenantDir(p.Tenant), principalFile(p.Name)), p)
+}

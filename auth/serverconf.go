@@ -1,0 +1,47 @@
+package auth
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+)
+
+// serverConfig is the nats-server configuration Init writes: operator mode,
+// the full resolver (accounts can be added and deleted at run time through
+// $SYS.REQ.CLAIMS.UPDATE/DELETE), and JetStream. A stock `nats-server -c`
+// reads the same file.
+type serverConfig struct {
+	ServerName    string
+	Host          string
+	Port          int
+	OperatorJWT   string // path to the operator JWT
+	SystemAccount string
+	SystemJWT     string
+	ResolverDir   string
+	JetStreamDir  string
+}
+
+func (c serverConfig) render() []byte {
+	q := strconv.Quote
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# nats-server configuration written by `equilateral init`.\n")
+	fmt.Fprintf(&b, "# Operator mode: accounts are tenants, users are agents and clients.\n")
+	fmt.Fprintf(&b, "server_name: %s\n", q(c.ServerName))
+	fmt.Fprintf(&b, "host: %s\n", q(c.Host))
+	fmt.Fprintf(&b, "port: %d\n\n", c.Port)
+	fmt.Fprintf(&b, "operator: %s\n", q(c.OperatorJWT))
+	fmt.Fprintf(&b, "system_account: %s\n\n", q(c.SystemAccount))
+	fmt.Fprintf(&b, "resolver: {\n")
+	fmt.Fprintf(&b, "  type: full\n")
+	fmt.Fprintf(&b, "  dir: %s\n", q(c.ResolverDir))
+	fmt.Fprintf(&b, "  allow_delete: true\n")
+	fmt.Fprintf(&b, "  interval: \"2m\"\n")
+	fmt.Fprintf(&b, "}\n")
+	fmt.Fprintf(&b, "resolver_preload: {\n")
+	fmt.Fprintf(&b, "  %s: %s\n", c.SystemAccount, q(c.SystemJWT))
+	fmt.Fprintf(&b, "}\n\n")
+	fmt.Fprintf(&b, "jetstream: {\n")
+	fmt.Fprintf(&b, "  store_dir: %s\n", q(c.JetStreamDir))
+	fmt.Fprintf(&b, "}\n")
+	return b.Bytes()
+}
