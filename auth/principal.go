@@ -262,7 +262,7 @@ func (s *Store) publishRevocation(ctx context.Context, tenant, userPub string, a
 	if err != nil {
 		return err
 	}
-	claims.Revocations.Revoke(userPub, at)
+	claims.RevokeAt(userPub, at)
 	token, err := claims.Encode(s.operatorSigner)
 	if err != nil {
 		return fmt.Errorf("auth: sign account %s: %w", tenant, err)

@@ -165,7 +165,7 @@ func (s *Store) DeleteTenant(ctx context.Context, name string, pub Publisher) er
 	if err != nil {
 		return err
 	}
-	claims.Revocations.Revoke(jwt.All, time.Now())
+	claims.RevokeAt(jwt.All, time.Now())
 	revoked, err := claims.Encode(s.operatorSigner)
 	if err != nil {
 		return fmt.Errorf("auth: sign account %s: %w", name, err)

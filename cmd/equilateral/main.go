@@ -1,0 +1,66 @@
+// Command equilateral is the single binary of Equilateral: it sets up the
+// identity of a NATS deployment (operator, tenants, agents, clients), runs
+// an embedded NATS server, and drives the orchestrator and agents.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "equilateral: %v\n", err)
+		var usage usageError
+		if errors.As(err, &usage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "equilateral",
+		Short: "Message-bus orchestrator for agents on NATS",
+		Long: `Equilateral runs agents as NATS subscribers with their own nkey credentials
+and subject-level ACLs, isolates tenants as NATS accounts, and routes signed,
+traced CloudEvents between them.
+
+Start with:
+  equilateral init --data-dir ./eq            # operator, system account, server config
+  equilateral server --data-dir ./eq          # embedded NATS in operator mode
+  equilateral tenant create acme --data-dir ./eq
+  equilateral agent create --data-dir ./eq --tenant acme --name coder --capability code`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newInitCommand(),
+		newServerCommand(),
+		newTenantCommand(),
+		newAgentCommand(),
+		newClientCommand(),
+	)
+	return root
+}
+
+// usageError marks a mistake in the command line itself (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }

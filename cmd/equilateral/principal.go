@@ -1,0 +1,294 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/equilateral-agents/equilateral/auth"
+)
+
+// Agents and clients are both principals (NATS users) of a tenant; their
+// commands differ only in the role and, for agents, capabilities.
+
+func newAgentCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Create, list, revoke and rotate agents (NATS users with capabilities)",
+	}
+	cmd.AddCommand(
+		newPrincipalCreateCommand(auth.RoleAgent),
+		newPrincipalListCommand(auth.RoleAgent),
+		newPrincipalRevokeCommand(auth.RoleAgent),
+		newPrincipalRotateCommand(auth.RoleAgent),
+	)
+	return cmd
+}
+
+func newClientCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "client",
+		Short: "Create, list, revoke and rotate clients (NATS users that submit tasks)",
+	}
+	cmd.AddCommand(
+		newPrincipalCreateCommand(auth.RoleClient),
+		newPrincipalListCommand(auth.RoleClient),
+		newPrincipalRevokeCommand(auth.RoleClient),
+		newPrincipalRotateCommand(auth.RoleClient),
+	)
+	return cmd
+}
+
+// aclSummary says in one line what a role may do; the server enforces it.
+func aclSummary(role auth.Role) string {
+	switch role {
+	case auth.RoleAgent:
+		return `An agent may subscribe eq.cap.<each capability> (queue group), eq.ctl.<name>.>
+and its inbox _INBOX_<name>.>, and publish eq.agent.<name>.> and
+eq.tasks.submit. Nothing else: the server enforces it.`
+	default:
+		return `A client may publish eq.tasks.submit and subscribe eq.client.<name>.> and its
+inbox _INBOX_<name>.>. Nothing else: the server enforces it.`
+	}
+}
+
+func newPrincipalCreateCommand(role auth.Role) *cobra.Command {
+	var (
+		flags        adminFlags
+		tenant, name string
+		capabilities []string
+		out          string
+	)
+	use := "create --tenant T --name N --out FILE.creds"
+	if role == auth.RoleAgent {
+		use = "create --tenant T --name N --capability C [--capability C2] --out FILE.creds"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Issue a " + string(role) + " its own nkey and creds",
+		Long: `create issues a new ` + string(role) + `: a fresh nkey and a user JWT signed by the tenant's
+scoped ` + string(role) + ` key.
+
+` + aclSummary(role) + `
+
+The creds file (0600) works with the nats CLI (--creds FILE --inbox-prefix
+_INBOX_<name>). It defaults to DIR/creds/<tenant>/<name>.creds; an existing
+file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := flags.open()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context())
+			defer cancel()
+			p, err := store.CreatePrincipal(ctx, auth.PrincipalSpec{
+				Tenant: tenant, Name: name, Role: role, Capabilities: capabilities, CredsFile: out,
+			})
+			if err != nil {
+				return err
+			}
+			credsFile := out
+			if credsFile == "" {
+				credsFile = store.DefaultCredsFile(tenant, name)
+			}
+			if flags.json {
+				return printJSON(cmd, struct {
+					auth.Principal
+					CredsFile string `json:"creds_file"`
+				}{p, credsFile})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s created in tenant %s (user %s)\ncreds %s\n", role, p.Name, p.Tenant, p.PublicKey, credsFile)
+			return nil
+		},
+	}
+	flags.register(cmd, false)
+	principalFlags(cmd, &tenant, &name)
+	if role == auth.RoleAgent {
+		cmd.Flags().StringArrayVar(&capabilities, "capability", nil, "capability the agent serves (repeat for more; at least one)")
+		cmd.MarkFlagRequired("capability")
+	}
+	cmd.Flags().StringVar(&out, "out", "", "where to write the creds (default DIR/creds/<tenant>/<name>.creds)")
+	return cmd
+}
+
+func newPrincipalListCommand(role auth.Role) *cobra.Command {
+	var (
+		flags  adminFlags
+		tenant string
+	)
+	cmd := &cobra.Command{
+		Use:   "list --data-dir DIR [--tenant T]",
+		Short: "List " + string(role) + "s (all tenants unless --tenant)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := flags.open()
+			if err != nil {
+				return err
+			}
+			tenants := []string{tenant}
+			if tenant == "" {
+				all, err := store.Tenants()
+				if err != nil {
+					return err
+				}
+				tenants = tenants[:0]
+				for _, t := range all {
+					tenants = append(tenants, t.Name)
+				}
+			}
+			principals := []auth.Principal{}
+			for _, t := range tenants {
+				ps, err := store.Principals(t)
+				if err != nil {
+					return err
+				}
+				for _, p := range ps {
+					if p.Role == role {
+						principals = append(principals, p)
+					}
+				}
+			}
+			if flags.json {
+				return printJSON(cmd, principals)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			header := "TENANT\tNAME\tSTATUS\tUSER KEY\tCREATED"
+			if role == auth.RoleAgent {
+				header = "TENANT\tNAME\tCAPABILITIES\tSTATUS\tUSER KEY\tCREATED"
+			}
+			fmt.Fprintln(w, header)
+			for _, p := range principals {
+				status := "active"
+				if p.Revoked() {
+					status = "revoked " + p.RevokedAt.Format("2006-01-02 15:04:05Z")
+				}
+				caps := ""
+				if role == auth.RoleAgent {
+					caps = strings.Join(p.Capabilities, ",") + "\t"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s%s\t%s\t%s\n", p.Tenant, p.Name, caps, status, p.PublicKey, p.CreatedAt.Format("2006-01-02 15:04:05Z"))
+			}
+			return w.Flush()
+		},
+	}
+	flags.register(cmd, false)
+	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant")
+	return cmd
+}
+
+func newPrincipalRevokeCommand(role auth.Role) *cobra.Command {
+	var (
+		flags        adminFlags
+		tenant, name string
+	)
+	cmd := &cobra.Command{
+		Use:   "revoke --tenant T --name N --data-dir DIR [--server URL]",
+		Short: "Revoke a " + string(role) + "'s creds; its live connections close at once",
+		Long: `revoke adds the ` + string(role) + `'s key to the tenant account's revocations and
+publishes the account: the server closes its live connections immediately and
+refuses its creds from then on. ` + "`rotate`" + ` issues new creds later.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := flags.open()
+			if err != nil {
+				return err
+			}
+			if err := checkRole(store, tenant, name, role); err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context())
+			defer cancel()
+			pub, release, err := flags.publisher(ctx, store)
+			if err != nil {
+				return err
+			}
+			defer release()
+			p, err := store.Revoke(ctx, tenant, name, pub)
+			if err != nil {
+				return err
+			}
+			if flags.json {
+				return printJSON(cmd, p)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s revoked (user %s)\n", role, p.Name, p.Tenant, p.PublicKey)
+			return nil
+		},
+	}
+	flags.register(cmd, true)
+	principalFlags(cmd, &tenant, &name)
+	return cmd
+}
+
+func newPrincipalRotateCommand(role auth.Role) *cobra.Command {
+	var (
+		flags        adminFlags
+		tenant, name string
+		out          string
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate --tenant T --name N --data-dir DIR [--server URL] [--out FILE.creds]",
+		Short: "Issue a " + string(role) + " new creds and revoke the old ones",
+		Long: `rotate issues a new key and creds with the same name and permissions, writes
+them (overwriting --out), then revokes the old key: connections using the old
+creds close at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := flags.open()
+			if err != nil {
+				return err
+			}
+			if err := checkRole(store, tenant, name, role); err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context())
+			defer cancel()
+			pub, release, err := flags.publisher(ctx, store)
+			if err != nil {
+				return err
+			}
+			defer release()
+			p, err := store.Rotate(ctx, tenant, name, out, pub)
+			if err != nil {
+				return err
+			}
+			credsFile := out
+			if credsFile == "" {
+				credsFile = store.DefaultCredsFile(tenant, name)
+			}
+			if flags.json {
+				return printJSON(cmd, struct {
+					auth.Principal
+					CredsFile string `json:"creds_file"`
+				}{p, credsFile})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s rotated (user %s)\ncreds %s\n", role, p.Name, p.Tenant, p.PublicKey, credsFile)
+			return nil
+		},
+	}
+	flags.register(cmd, true)
+	principalFlags(cmd, &tenant, &name)
+	cmd.Flags().StringVar(&out, "out", "", "where to write the new creds (default DIR/creds/<tenant>/<name>.creds)")
+	return cmd
+}
+
+func principalFlags(cmd *cobra.Command, tenant, name *string) {
+	cmd.Flags().StringVar(tenant, "tenant", "", "tenant (required)")
+	cmd.Flags().StringVar(name, "name", "", "name (required)")
+	cmd.MarkFlagRequired("tenant")
+	cmd.MarkFlagRequired("name")
+}
+
+// checkRole keeps `agent revoke` from revoking a client and vice versa.
+func checkRole(store *auth.Store, tenant, name string, role auth.Role) error {
+	p, err := store.Principal(tenant, name)
+	if err != nil {
+		return err
+	}
+	if p.Role != role {
+		return fmt.Errorf("%w: %s in tenant %s is the %s role (use the `equilateral %s` commands)", auth.ErrWrongRole, name, tenant, p.Role, p.Role)
+	}
+	return nil
+}

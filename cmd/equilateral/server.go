@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/embedded"
+)
+
+func newServerCommand() *cobra.Command {
+	var (
+		dataDir string
+		host    string
+		port    int
+		verbose bool
+		debug   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "server --data-dir DIR [--port N]",
+		Short: "Run the embedded NATS server in operator mode with JetStream",
+		Long: `server runs nats-server in process with DIR/server.conf: operator-mode JWT
+auth, the full account resolver (tenants go live without a restart) and
+JetStream. It prints "ready: nats://HOST:PORT" once it accepts connections
+and shuts down cleanly on SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir == "" {
+				return usageError{fmt.Errorf("--data-dir is required")}
+			}
+			store, err := auth.Open(dataDir)
+			if err != nil {
+				return err
+			}
+			var opts []embedded.Option
+			if cmd.Flags().Changed("port") {
+				opts = append(opts, embedded.WithPort(port))
+			}
+			if host != "" {
+				opts = append(opts, embedded.WithHost(host))
+			}
+			if verbose || debug {
+				opts = append(opts, embedded.WithLogging(debug))
+			}
+			srv, err := embedded.Start(store.ServerConfigFile(), opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ready: %s\n", srv.ClientURL())
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "server stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
+	cmd.Flags().StringVar(&host, "host", "", "listen host (default: from server.conf)")
+	cmd.Flags().IntVar(&port, "port", 0, "listen port, -1 for any free port (default: from server.conf)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the server's own messages to stderr")
+	cmd.Flags().BoolVar(&debug, "debug", false, "also log the server's debug messages")
+	return cmd
+}
