@@ -1,6 +1,3 @@
-// Command equilateral is the single binary of Equilateral: it sets up the
-// identity of a NATS deployment (operator, tenants, agents, clients), runs
-// an embedded NATS server, and drives the orchestrator and agents.
 package main
 
 import (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,7 @@ func newServerCommand() *cobra.Command {
 		port    int
 		verbose bool
 		debug   bool
+		initDir bool
 	)
 	cmd := &cobra.Command{
 		Use:   "server --data-dir DIR [--port N]",
@@ -25,13 +27,20 @@ func newServerCommand() *cobra.Command {
 		Long: `server runs nats-server in process with DIR/server.conf: operator-mode JWT
 auth, the full account resolver (tenants go live without a restart) and
 JetStream. It prints "ready: nats://HOST:PORT" once it accepts connections
-and shuts down cleanly on SIGINT or SIGTERM.`,
+and shuts down cleanly on SIGINT or SIGTERM. With --init it first creates
+DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
 				return usageError{fmt.Errorf("--data-dir is required")}
 			}
 			store, err := auth.Open(dataDir)
+			if errors.Is(err, auth.ErrNoDataDir) && initDir {
+				store, err = auth.Init(dataDir)
+				if err == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "initialised %s\n", store.Dir())
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -63,6 +72,7 @@ and shuts down cleanly on SIGINT or SIGTERM.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
 	cmd.Flags().StringVar(&host, "host", "", "listen host (default: from server.conf)")
 	cmd.Flags().IntVar(&port, "port", 0, "listen port, -1 for any free port (default: from server.conf)")
+	cmd.Flags().BoolVar(&initDir, "init", false, "run 'equilateral init' first if DIR has no operator yet")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the server's own messages to stderr")
 	cmd.Flags().BoolVar(&debug, "debug", false, "also log the server's debug messages")
 	return cmd
