@@ -197,15 +197,17 @@ func (s *Store) Principals(tenant string) ([]Principal, error) {
 // account: the server closes the principal's live connections at once and
 // refuses its creds from then on.
 func (s *Store) Revoke(ctx context.Context, tenant, name string, pub Publisher) (Principal, error) {
-	p, err := s.Principal(tenant, name)
-	if err != nil {
-		return Principal{}, err
-	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return Principal{}, err
 	}
 	defer unlock()
+	// Read under the lock: a concurrent Rotate must not leave us revoking
+	// a key that is already dead.
+	p, err := s.Principal(tenant, name)
+	if err != nil {
+		return Principal{}, err
+	}
 	now := time.Now().UTC()
 	if err := s.publishRevocation(ctx, tenant, p.PublicKey, now, pub); err != nil {
 		return Principal{}, err
@@ -218,6 +220,11 @@ func (s *Store) Revoke(ctx context.Context, tenant, name string, pub Publisher) 
 // capabilities) and revokes the old key. credsFile empty means
 // DefaultCredsFile; it is overwritten.
 func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub Publisher) (Principal, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	defer unlock()
 	p, err := s.Principal(tenant, name)
 	if err != nil {
 		return Principal{}, err
@@ -226,11 +233,6 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	if err != nil {
 		return Principal{}, err
 	}
-	unlock, err := s.lock(ctx)
-	if err != nil {
-		return Principal{}, err
-	}
-	defer unlock()
 	if credsFile == "" {
 		credsFile = s.DefaultCredsFile(tenant, name)
 	}
@@ -243,12 +245,19 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 		return Principal{}, err
 	}
 	// The new creds are written before the old key dies, so the owner is
-	// never left without working creds by a failed publish.
+	// never without working creds. The new key works the moment it exists
+	// (users need no publish), so if the revocation is refused the new seed
+	// is destroyed again and the old creds put back.
+	previous, readErr := os.ReadFile(credsFile)
 	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
 		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
 	}
 	if err := s.publishRevocation(ctx, tenant, p.PublicKey, time.Now().UTC(), pub); err != nil {
-		return Principal{}, err
+		undo := os.Remove(credsFile)
+		if readErr == nil {
+			undo = writeFileAtomic(credsFile, previous, secretPerm)
+		}
+		return Principal{}, errors.Join(err, undo)
 	}
 	p.PublicKey = userPub
 	p.RevokedAt = nil
