@@ -1,0 +1,260 @@
+package bus
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/nats-io/nats.go"
+)
+
+// The CloudEvents NATS protocol binding. Binary mode (what we send): each
+// attribute is a "ce-<name>" header with its value percent-encoded, and
+// the data is the message body. Structured mode: the body is the JSON
+// event format and Content-Type says so. We read both.
+const (
+	headerPrefix         = "ce-"
+	headerContentType    = "Content-Type"
+	structuredJSONType   = "application/cloudevents+json"
+	structuredTypePrefix = "application/cloudevents"
+)
+
+// DefaultMaxEventSize bounds an encoded event (headers and body): NATS's
+// default max payload.
+const DefaultMaxEventSize = 1 << 20
+
+// EncodeBinary renders e as a binary-mode NATS message for subject.
+func EncodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(headerPrefix+"specversion", percentEncode(e.SpecVersion()))
+	msg.Header.Set(headerPrefix+"id", percentEncode(e.ID()))
+	msg.Header.Set(headerPrefix+"source", percentEncode(e.Source()))
+	msg.Header.Set(headerPrefix+"type", percentEncode(e.Type()))
+	if v := e.Subject(); v != "" {
+		msg.Header.Set(headerPrefix+"subject", percentEncode(v))
+	}
+	if v := e.DataSchema(); v != "" {
+		msg.Header.Set(headerPrefix+"dataschema", percentEncode(v))
+	}
+	if v := e.DataContentType(); v != "" {
+		msg.Header.Set(headerPrefix+"datacontenttype", percentEncode(v))
+	}
+	if t := e.Time(); !t.IsZero() {
+		msg.Header.Set(headerPrefix+"time", types.FormatTime(t))
+	}
+	for name, value := range e.Extensions() {
+		s, err := types.Format(value)
+		if err != nil {
+			return nil, malformed("extension %q: %v", name, err)
+		}
+		msg.Header.Set(headerPrefix+name, percentEncode(s))
+	}
+	msg.Data = e.Data()
+	return msg, nil
+}
+
+// EncodeStructured renders e in structured mode (JSON event format).
+func EncodeStructured(subject string, e *event.Event) (*nats.Msg, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, malformed("%v", err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(headerContentType, structuredJSONType)
+	msg.Data = body
+	return msg, nil
+}
+
+// Decode reads a binary- or structured-mode message. It refuses a message
+// larger than maxSize (headers and body) before parsing anything.
+func Decode(msg *nats.Msg, maxSize int) (*event.Event, error) {
+	if size := messageSize(msg); size > maxSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, maxSize)
+	}
+	if ct := msg.Header.Get(headerContentType); strings.HasPrefix(ct, structuredTypePrefix) {
+		return decodeStructured(msg.Data)
+	}
+	return decodeBinary(msg)
+}
+
+func decodeStructured(body []byte) (*event.Event, error) {
+	e := event.New()
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, malformed("structured event: %v", sanitize(err.Error()))
+	}
+	return &e, nil
+}
+
+func decodeBinary(msg *nats.Msg) (*event.Event, error) {
+	spec, err := header(msg, "specversion")
+	if err != nil {
+		return nil, err
+	}
+	if spec != event.CloudEventsVersionV1 {
+		return nil, malformed("ce-specversion must be 1.0")
+	}
+	e := event.New(event.CloudEventsVersionV1)
+	for key, values := range msg.Header {
+		name, ok := cutPrefixFold(key, headerPrefix)
+		if !ok {
+			continue
+		}
+		if len(values) != 1 {
+			return nil, malformed("header %q repeated", clip(key))
+		}
+		value, err := percentDecode(values[0])
+		if err != nil {
+			return nil, malformed("header %q: %v", clip(key), err)
+		}
+		name = strings.ToLower(name)
+		switch name {
+		case "specversion":
+		case "id":
+			e.SetID(value)
+		case "source":
+			e.SetSource(value)
+		case "type":
+			e.SetType(value)
+		case "subject":
+			e.SetSubject(value)
+		case "dataschema":
+			e.SetDataSchema(value)
+		case "datacontenttype":
+			e.SetDataContentType(value)
+		case "time":
+			t, err := types.ParseTime(value)
+			if err != nil {
+				return nil, malformed("ce-time is not RFC 3339")
+			}
+			e.SetTime(t)
+		default:
+			if !validExtensionName(name) {
+				return nil, malformed("header %q is not a CloudEvents attribute", clip(key))
+			}
+			e.SetExtension(name, value)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		return nil, malformed("%v", sanitize(err.Error()))
+	}
+	if len(msg.Data) > 0 {
+		e.DataEncoded = msg.Data
+	}
+	return &e, nil
+}
+
+func header(msg *nats.Msg, name string) (string, error) {
+	for key, values := range msg.Header {
+		if n, ok := cutPrefixFold(key, headerPrefix); ok && strings.EqualFold(n, name) && len(values) > 0 {
+			return percentDecode(values[0])
+		}
+	}
+	return "", malformed("no ce-%s header (not a CloudEvent)", name)
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// messageSize approximates the wire size: body plus header lines.
+func messageSize(msg *nats.Msg) int {
+	n := len(msg.Data)
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// percentEncode follows the HTTP binding's rule (section 3.1.3.2), which
+// the NATS binding adopts: space, '"', '%' and every byte outside printable
+// ASCII are percent-encoded from the value's UTF-8 form.
+func percentEncode(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func needsEscape(c byte) bool { return c <= 0x20 || c == '"' || c == '%' || c >= 0x7f }
+
+// percentDecode reverses percentEncode and insists on UTF-8.
+func percentDecode(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 {
+		if !utf8.ValidString(s) {
+			return "", fmt.Errorf("not UTF-8")
+		}
+		return s, nil
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b = append(b, s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("truncated percent-encoding")
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", fmt.Errorf("bad percent-encoding")
+		}
+		b = append(b, hi<<4|lo)
+		i += 2
+	}
+	if !utf8.Valid(b) {
+		return "", fmt.Errorf("not UTF-8")
+	}
+	return string(b), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// sanitize keeps library error text to one printable line.
+func sanitize(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return clip(s)
+}

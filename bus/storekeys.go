@@ -1,0 +1,97 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// StoreKeys is a KeyRegistry read from an Equilateral data dir: each
+// active principal's public key is registered to its source
+// (eq://<tenant>/<name>). Revoked principals and rotated-out keys are not
+// registered. The registry reloads at most once per reloadEvery: at once
+// (synchronously) for an unknown key, so new and rotated principals work
+// without a restart, and in the background otherwise, so a revocation
+// reaches signature checks within about reloadEvery.
+type StoreKeys struct {
+	store       *auth.Store
+	reloadEvery time.Duration
+
+	mu        sync.RWMutex
+	keys      map[string]Key
+	loadedAt  time.Time
+	reloading atomic.Bool
+}
+
+// NewStoreKeys loads the registry from store.
+func NewStoreKeys(store *auth.Store) (*StoreKeys, error) {
+	r := &StoreKeys{store: store, reloadEvery: time.Second}
+	if err := r.Reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reload reads every tenant's principals again. A revocation is effective
+// for signatures after the next reload (and at once for connections,
+// which the server closes).
+func (r *StoreKeys) Reload() error {
+	tenants, err := r.store.Tenants()
+	if err != nil {
+		return err
+	}
+	keys := map[string]Key{}
+	for _, t := range tenants {
+		principals, err := r.store.Principals(t.Name)
+		if err != nil {
+			return err
+		}
+		for _, p := range principals {
+			if p.Revoked() {
+				continue
+			}
+			k, err := NewKey(protocol.Source(p.Tenant, p.Name), p.PublicKey)
+			if err != nil {
+				return err
+			}
+			keys[k.ID] = k
+		}
+	}
+	r.mu.Lock()
+	r.keys, r.loadedAt = keys, time.Now()
+	r.mu.Unlock()
+	return nil
+}
+
+// Key implements KeyRegistry.
+func (r *StoreKeys) Key(_ context.Context, keyID string) (Key, error) {
+	r.mu.RLock()
+	k, ok := r.keys[keyID]
+	stale := time.Since(r.loadedAt) >= r.reloadEvery
+	r.mu.RUnlock()
+	if ok {
+		if stale && r.reloading.CompareAndSwap(false, true) {
+			go func() {
+				defer r.reloading.Store(false)
+				r.Reload()
+			}()
+		}
+		return k, nil
+	}
+	if stale {
+		if err := r.Reload(); err == nil {
+			r.mu.RLock()
+			k, ok = r.keys[keyID]
+			r.mu.RUnlock()
+			if ok {
+				return k, nil
+			}
+		}
+	}
+	return Key{}, fmt.Errorf("%w: key %.12s…", ErrUnknownSigner, keyID)
+}
