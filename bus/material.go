@@ -40,14 +40,14 @@ var coreAttributes = map[string]bool{
 func verificationMaterial(e *event.Event, signedExt []string) ([32]byte, error) {
 	var seq [32 * 9]byte
 	put := func(i int, s string) { d := sha256.Sum256([]byte(s)); copy(seq[i*32:], d[:]) }
-	put(0, e.ID())          // 4.1
-	put(1, e.Source())      // 4.2
-	put(2, e.SpecVersion()) // 4.3
-	put(3, e.Type())        // 4.4
+	put(0, e.ID())              // 4.1
+	put(1, e.Source())          // 4.2
+	put(2, e.SpecVersion())     // 4.3
+	put(3, e.Type())            // 4.4
 	put(4, e.DataContentType()) // 4.5
-	put(5, e.DataSchema()) // 4.6
-	put(6, e.Subject())    // 4.7
-	put(7, hashedTime(e))  // 4.8
+	put(5, e.DataSchema())      // 4.6
+	put(6, e.Subject())         // 4.7
+	put(7, hashedTime(e))       // 4.8
 	dataDigest := sha256.Sum256(e.Data())
 	copy(seq[8*32:], dataDigest[:]) // 4.9
 
