@@ -39,7 +39,7 @@ func testEvent(source, id string, now time.Time) *event.Event {
 	e := event.New()
 	e.SetID(id)
 	e.SetSource(source)
-	e.SetType("io.equilateral.test.v1")
+	e.SetType("io.equilateral.test.sent.v1")
 	e.SetTime(now)
 	e.SetSubject("task 1")
 	e.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")

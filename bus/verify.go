@@ -177,10 +177,7 @@ func (v *Verifier) verifyDSSE(ctx context.Context, env envelope, payload []byte)
 // runs last, so a forged event cannot burn a real event's id.
 func (v *Verifier) checkFreshness(original, out *event.Event) (*event.Event, error) {
 	if v.cfg.tenant != "" {
-		tenant, _, err := protocol.ParseSource(original.Source())
-		if err != nil {
-			return nil, malformed("%v", err)
-		}
+		tenant, _, _ := protocol.ParseSource(original.Source()) // validated on entry
 		if tenant != v.cfg.tenant {
 			return nil, fmt.Errorf("%w: source is in another tenant", ErrSignerMismatch)
 		}
@@ -213,6 +210,12 @@ func validateRequired(e *event.Event) error {
 		return malformed("source is required")
 	case e.Type() == "":
 		return malformed("type is required")
+	}
+	if err := protocol.ValidateEventType(e.Type()); err != nil {
+		return malformed("%v", err)
+	}
+	if _, _, err := protocol.ParseSource(e.Source()); err != nil {
+		return malformed("%v", err)
 	}
 	return nil
 }

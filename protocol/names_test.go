@@ -45,3 +45,25 @@ func FuzzValidateName(f *testing.F) {
 		}
 	})
 }
+
+func TestEventTypesAndSources(t *testing.T) {
+	for _, typ := range []string{TypeTaskSubmitted, TypeTaskDeadLettered, "io.equilateral.a.b.c.v12"} {
+		if err := ValidateEventType(typ); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+	for _, typ := range []string{"", "io.equilateral.task.v1", "com.example.task.done.v1", "io.equilateral.task.done", "io.equilateral.Task.done.v1", "io.equilateral.task.done.v", "io.equilateral.task.done.vx"} {
+		if ValidateEventType(typ) == nil {
+			t.Errorf("%q accepted", typ)
+		}
+	}
+	tenant, name, err := ParseSource(Source("acme", "coder"))
+	if err != nil || tenant != "acme" || name != "coder" {
+		t.Fatalf("ParseSource: %s %s %v", tenant, name, err)
+	}
+	for _, src := range []string{"", "eq://acme", "eq://acme/", "eq:///coder", "http://acme/coder", "eq://acme/coder/x", "eq://ACME/coder"} {
+		if _, _, err := ParseSource(src); err == nil {
+			t.Errorf("%q accepted", src)
+		}
+	}
+}
