@@ -96,7 +96,7 @@ func TestSignVerifyAndAttacks(t *testing.T) {
 		}, newVerifier, ErrBadSignature},
 		{"tampered attribute", func() *event.Event {
 			e := signed(alice, "3")
-			e.SetType("io.equilateral.admin.v1")
+			e.SetType("io.equilateral.admin.granted.v1")
 			return e
 		}, newVerifier, ErrBadSignature},
 		{"tampered signed extension", func() *event.Event {
