@@ -138,14 +138,16 @@ func (s *Store) CreatePrincipal(ctx context.Context, spec PrincipalSpec) (Princi
 		return Principal{}, err
 	}
 	p.PublicKey = userPub
-	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
-		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
-	}
+	// The record first: creds whose key is on record can always be revoked
+	// by name, even after a crash between the two writes.
 	if err := s.savePrincipal(p); err != nil {
-		os.Remove(credsFile)
 		return Principal{}, err
 	}
-	return p, nil
+	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
+		os.Remove(filepath.Join(s.layout.tenantDir(p.Tenant), principalFile(p.Name)))
+		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
+	}
+	return p, errors.Join(syncFS(s.layout.root), syncFS(filepath.Dir(credsFile)))
 }
 
 // Principal returns one principal of a tenant.
@@ -213,7 +215,10 @@ func (s *Store) Revoke(ctx context.Context, tenant, name string, pub Publisher) 
 		return Principal{}, err
 	}
 	p.RevokedAt = &now
-	return p, s.savePrincipal(p)
+	if err := s.savePrincipal(p); err != nil {
+		return Principal{}, err
+	}
+	return p, syncFS(s.layout.root)
 }
 
 // Rotate issues the principal a new key and creds (same name, role and
@@ -261,7 +266,10 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	}
 	p.PublicKey = userPub
 	p.RevokedAt = nil
-	return p, s.savePrincipal(p)
+	if err := s.savePrincipal(p); err != nil {
+		return Principal{}, err
+	}
+	return p, errors.Join(syncFS(s.layout.root), syncFS(filepath.Dir(credsFile)))
 }
 
 // publishRevocation adds a revocation to the tenant's account, publishes

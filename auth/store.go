@@ -58,6 +58,9 @@ func Init(dir string, opts ...InitOption) (*Store, error) {
 	if err := os.Rename(tmp, abs); err != nil {
 		return nil, fmt.Errorf("auth: create data dir: %w", err)
 	}
+	if err := syncFS(abs); err != nil {
+		return nil, err
+	}
 	return Open(abs)
 }
 

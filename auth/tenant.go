@@ -96,6 +96,10 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 		return Tenant{}, err
 	}
 
+	// The keys must be on disk before any server trusts the account.
+	if err := syncFS(tmp); err != nil {
+		return Tenant{}, err
+	}
 	if err := pub.UpdateAccount(ctx, accountJWT); err != nil {
 		return Tenant{}, fmt.Errorf("auth: publish tenant %s: %w", name, err)
 	}
@@ -111,7 +115,7 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 		os.RemoveAll(credsDir)
 		return Tenant{}, fmt.Errorf("auth: record tenant %s: %w", name, err)
 	}
-	return tenant, nil
+	return tenant, syncFS(final)
 }
 
 // Tenant returns one tenant.
@@ -189,7 +193,7 @@ func (s *Store) DeleteTenant(ctx context.Context, name string, pub Publisher) er
 	if err := os.Rename(dir, filepath.Join(trash, name)); err != nil {
 		return fmt.Errorf("auth: remove tenant %s: %w", name, err)
 	}
-	return errors.Join(os.RemoveAll(trash), os.RemoveAll(s.layout.tenantCredsDir(name)))
+	return errors.Join(os.RemoveAll(trash), os.RemoveAll(s.layout.tenantCredsDir(name)), syncFS(s.layout.root))
 }
 
 // deleteRequest is the operator-signed claim the full resolver wants for

@@ -1,0 +1,307 @@
+package auth_test
+
+// Helpers that run a stock nats-server as a separate process, built from
+// the module go.mod requires, so tests see exactly what `nats-server -c`
+// does with the config auth.Init writes (and benchmarks can measure the
+// server's memory apart from the test's).
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const natsServerModule = "github.com/nats-io/nats-server/v2"
+
+var natsServerBuild struct {
+	once    sync.Once
+	path    string
+	version string
+	took    time.Duration
+	skip    string // why the binary cannot be built here
+	err     error
+}
+
+// natsServerBinary builds nats-server from the module go.mod requires, once
+// per test process, and returns its path. It skips the test when building
+// is not possible (-short, no go tool) and fails it when the build breaks.
+//
+// The binary goes to a fixed, version-named path under os.TempDir (written
+// through a rename, so concurrent test processes never see half a file):
+// one file, replaced by each run, instead of a temporary directory that
+// nothing could remove without a TestMain.
+func natsServerBinary(tb testing.TB) string {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: not building nats-server to run it as a process")
+	}
+	b := &natsServerBuild
+	b.once.Do(func() {
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goTool); err != nil {
+			if goTool, err = exec.LookPath("go"); err != nil {
+				b.skip = "no go tool to build nats-server with (GOROOT " + runtime.GOROOT() + ", not on PATH either)"
+				return
+			}
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			b.err = err
+			return
+		}
+		dir := filepath.Join(os.TempDir(), "equilateral-test-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.err = err
+			return
+		}
+		b.version = natsServerVersion(root)
+		final := filepath.Join(dir, "nats-server-"+b.version)
+		tmp := fmt.Sprintf("%s.%d.tmp", final, os.Getpid())
+		cmd := exec.Command(goTool, "build", "-o", tmp, natsServerModule)
+		cmd.Dir = root
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		b.took = time.Since(start)
+		if err != nil {
+			os.Remove(tmp)
+			b.err = fmt.Errorf("go build %s (in %s): %w\n%s", natsServerModule, root, err, out)
+			return
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			os.Remove(tmp)
+			b.err = err
+			return
+		}
+		b.path = final
+	})
+	switch {
+	case b.skip != "":
+		tb.Skip(b.skip)
+	case b.err != nil:
+		tb.Fatal(b.err)
+	}
+	tb.Logf("nats-server %s built in %v: %s", b.version, b.took.Round(time.Millisecond), b.path)
+	return b.path
+}
+
+// natsServerVersion is the nats-server version go.mod (in root) requires;
+// it names the built binary. (A test binary's debug.BuildInfo lists no
+// dependencies, so go.mod is read instead.)
+func natsServerVersion(root string) string {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "unknown"
+	}
+	version := "unknown"
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		for _, directive := range []string{"require ", "replace "} {
+			line = strings.TrimPrefix(line, directive)
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != natsServerModule {
+			continue
+		}
+		if fields[1] == "=>" || (len(fields) > 2 && fields[2] == "=>") {
+			return "replaced" // a replace directive: no single version
+		}
+		version = fields[1]
+	}
+	return version
+}
+
+// moduleRoot is the directory holding go.mod, above the package directory
+// the test runs in.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// freePort asks the kernel for a free loopback port. Another process may
+// take it before the server does; startNATSServer retries in that case.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer collects the server's output from its pipe goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// natsProcess is a running nats-server process.
+type natsProcess struct {
+	cmd     *exec.Cmd
+	URL     string
+	Port    int
+	output  *lockedBuffer
+	exited  chan struct{} // closed when the process has been waited for
+	waitErr error
+	stopped bool
+}
+
+// Pid is the server's process id.
+func (p *natsProcess) Pid() int { return p.cmd.Process.Pid }
+
+// Output is everything the server logged so far.
+func (p *natsProcess) Output() string { return p.output.String() }
+
+// startNATSServer runs `nats-server -c configFile -p <free port>` and
+// returns once it accepts TCP connections. t.Cleanup stops it (SIGTERM,
+// then wait) and, if the test failed, logs what the server said.
+func startNATSServer(tb testing.TB, bin, configFile string) *natsProcess {
+	tb.Helper()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		p, err := spawnNATSServer(bin, configFile, freePort(tb))
+		if err == nil {
+			tb.Cleanup(func() {
+				if err := p.Stop(); err != nil {
+					tb.Errorf("stop nats-server: %v", err)
+				}
+				if tb.Failed() {
+					tb.Logf("nats-server output:\n%s", p.Output())
+				}
+			})
+			return p
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	tb.Fatalf("start nats-server: %v", lastErr)
+	return nil
+}
+
+func spawnNATSServer(bin, configFile string, port int) (*natsProcess, error) {
+	p := &natsProcess{
+		URL:    "nats://127.0.0.1:" + strconv.Itoa(port),
+		Port:   port,
+		output: &lockedBuffer{},
+		exited: make(chan struct{}),
+	}
+	p.cmd = exec.Command(bin, "-c", configFile, "-p", strconv.Itoa(port))
+	p.cmd.Stdout = p.output
+	p.cmd.Stderr = p.output
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("nats-server exited before accepting connections (%v):\n%s", p.waitErr, p.Output())
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return nil, fmt.Errorf("nats-server did not accept connections on port %d within 20s:\n%s", port, p.Output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits for the process to exit (SIGKILL after 15s).
+// It reports an unclean exit. Calling it again is a no-op.
+func (p *natsProcess) Stop() error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	select {
+	case <-p.exited:
+		return fmt.Errorf("nats-server had already exited: %v", p.waitErr)
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-p.exited:
+		// nats-server exits 0 after a clean shutdown on SIGTERM.
+		if p.waitErr != nil {
+			return fmt.Errorf("nats-server did not exit cleanly on SIGTERM: %w", p.waitErr)
+		}
+		return nil
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return errors.New("nats-server ignored SIGTERM for 15s; killed")
+	}
+}
+
+// procStatusMiB reads a memory field (VmRSS, VmHWM) of a process from
+// /proc/<pid>/status, in MiB.
+func procStatusMiB(pid int, field string) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, field+":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest) // "123456 kB"
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("unexpected %s line %q", field, line)
+		}
+		kb, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return 0, err
+		}
+		return kb / 1024, nil
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
