@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -22,6 +23,9 @@ const (
 // operation ends with one syncFS, which makes its files and renames durable
 // together (one flush instead of one per file).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if perm != secretPerm {
+		panic("auth: every data dir file is a secret (0600)")
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return err
@@ -31,10 +35,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
+	// os.CreateTemp already makes the file 0600.
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
@@ -57,6 +58,23 @@ func syncFS(path string) error {
 		return fmt.Errorf("auth: sync %s: %w", path, err)
 	}
 	return nil
+}
+
+// syncAll flushes the file systems holding the given paths, each once.
+func syncAll(paths ...string) error {
+	var devices []uint64
+	var errs []error
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil {
+			if slices.Contains(devices, st.Dev) {
+				continue
+			}
+			devices = append(devices, st.Dev)
+		}
+		errs = append(errs, syncFS(p))
+	}
+	return errors.Join(errs...)
 }
 
 // lockDataDir takes the data dir's exclusive lock so two commands never

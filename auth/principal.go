@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
 
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -92,34 +93,80 @@ func (spec PrincipalSpec) validate() error {
 // signed by the tenant's scoped key for the role, so the server applies the
 // role's ACL. Nothing is published: the account already trusts the key.
 func (s *Store) CreatePrincipal(ctx context.Context, spec PrincipalSpec) (Principal, error) {
-	if err := spec.validate(); err != nil {
-		return Principal{}, err
-	}
-	tenant, err := s.Tenant(spec.Tenant)
+	created, err := s.CreatePrincipals(ctx, []PrincipalSpec{spec})
 	if err != nil {
 		return Principal{}, err
+	}
+	return created[0], nil
+}
+
+// CreatePrincipals issues several principals under one lock and one flush
+// to disk: the way to provision many agents at once. Each principal is
+// created whole or not at all; on an error the ones before it stay and are
+// returned with it.
+func (s *Store) CreatePrincipals(ctx context.Context, specs []PrincipalSpec) ([]Principal, error) {
+	for _, spec := range specs {
+		if err := spec.validate(); err != nil {
+			return nil, err
+		}
 	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return Principal{}, err
+		return nil, err
 	}
 	defer unlock()
+	issuers := map[string]issuer{}
+	var created []Principal
+	syncPaths := []string{s.layout.root}
+	for _, spec := range specs {
+		p, credsFile, err := s.createPrincipalLocked(spec, issuers)
+		if err != nil {
+			return created, errors.Join(err, syncAll(syncPaths...))
+		}
+		created = append(created, p)
+		syncPaths = append(syncPaths, filepath.Dir(credsFile))
+	}
+	return created, syncAll(syncPaths...)
+}
 
-	if existing, err := s.Principal(spec.Tenant, spec.Name); err == nil {
+// issuer is what signs a tenant's users of one role, loaded once per batch.
+type issuer struct {
+	accountKey string
+	signer     nkeys.KeyPair
+}
+
+func (s *Store) createPrincipalLocked(spec PrincipalSpec, issuers map[string]issuer) (Principal, string, error) {
+	cacheKey := spec.Tenant + "/" + string(spec.Role)
+	iss, ok := issuers[cacheKey]
+	if !ok {
+		tenant, err := s.Tenant(spec.Tenant)
+		if err != nil {
+			return Principal{}, "", err
+		}
+		signer, err := loadKey(filepath.Join(s.layout.tenantDir(spec.Tenant), roleKeyFile(spec.Role)))
+		if err != nil {
+			return Principal{}, "", err
+		}
+		iss = issuer{accountKey: tenant.AccountKey, signer: signer}
+		issuers[cacheKey] = iss
+	}
+
+	var existing Principal
+	if err := readJSON(filepath.Join(s.layout.tenantDir(spec.Tenant), principalFile(spec.Name)), &existing); err == nil {
 		hint := ""
 		if existing.Revoked() {
 			hint = " (revoked; `rotate` issues new creds)"
 		}
-		return Principal{}, fmt.Errorf("%w: %s %s in tenant %s%s", ErrPrincipalExists, existing.Role, spec.Name, spec.Tenant, hint)
-	} else if !errors.Is(err, ErrUnknownAgent) {
-		return Principal{}, err
+		return Principal{}, "", fmt.Errorf("%w: %s %s in tenant %s%s", ErrPrincipalExists, existing.Role, spec.Name, spec.Tenant, hint)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Principal{}, "", err
 	}
 	credsFile := spec.CredsFile
 	if credsFile == "" {
 		credsFile = s.DefaultCredsFile(spec.Tenant, spec.Name)
 	}
 	if _, err := os.Stat(credsFile); err == nil {
-		return Principal{}, fmt.Errorf("auth: %s exists; not overwriting creds", credsFile)
+		return Principal{}, "", fmt.Errorf("auth: %s exists; not overwriting creds", credsFile)
 	}
 
 	p := Principal{
@@ -129,25 +176,21 @@ func (s *Store) CreatePrincipal(ctx context.Context, spec PrincipalSpec) (Princi
 		Capabilities: append([]string(nil), spec.Capabilities...),
 		CreatedAt:    time.Now().UTC(),
 	}
-	signer, err := loadKey(filepath.Join(s.layout.tenantDir(spec.Tenant), roleKeyFile(spec.Role)))
+	creds, userPub, err := newUserCreds(p.Name, iss.accountKey, iss.signer, p.tags(), jwt.UserPermissionLimits{})
 	if err != nil {
-		return Principal{}, err
-	}
-	creds, userPub, err := newUserCreds(p.Name, tenant.AccountKey, signer, p.tags(), jwt.UserPermissionLimits{})
-	if err != nil {
-		return Principal{}, err
+		return Principal{}, "", err
 	}
 	p.PublicKey = userPub
 	// The record first: creds whose key is on record can always be revoked
 	// by name, even after a crash between the two writes.
 	if err := s.savePrincipal(p); err != nil {
-		return Principal{}, err
+		return Principal{}, "", err
 	}
 	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
 		os.Remove(filepath.Join(s.layout.tenantDir(p.Tenant), principalFile(p.Name)))
-		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
+		return Principal{}, "", fmt.Errorf("auth: write creds: %w", err)
 	}
-	return p, errors.Join(syncFS(s.layout.root), syncFS(filepath.Dir(credsFile)))
+	return p, credsFile, nil
 }
 
 // Principal returns one principal of a tenant.
@@ -269,7 +312,7 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	if err := s.savePrincipal(p); err != nil {
 		return Principal{}, err
 	}
-	return p, errors.Join(syncFS(s.layout.root), syncFS(filepath.Dir(credsFile)))
+	return p, syncAll(s.layout.root, filepath.Dir(credsFile))
 }
 
 // publishRevocation adds a revocation to the tenant's account, publishes
