@@ -59,6 +59,9 @@ func rolePermissions(r Role) jwt.Permissions {
 		return jwt.Permissions{
 			Pub: jwt.Permission{Allow: jwt.StringList{
 				protocol.TasksSubmit,
+				protocol.TasksGet,
+				protocol.TasksList,
+				protocol.TasksCancel,
 			}},
 			Sub: jwt.Permission{Allow: jwt.StringList{
 				protocol.ClientEvents(nameExpr),
@@ -71,13 +74,14 @@ func rolePermissions(r Role) jwt.Permissions {
 				protocol.AllCapabilitiesWildcard,
 				protocol.AllControlWildcard,
 				protocol.AllClientsWildcard,
+				protocol.AuditWildcard,
 				protocol.JetStreamAPI,
 				protocol.JetStreamAck,
 				protocol.JetStreamFlowControl,
 				protocol.KeyValue,
 			}},
 			Sub: jwt.Permission{Allow: jwt.StringList{
-				protocol.TasksSubmit,
+				protocol.TasksWildcard,
 				protocol.AllAgentsWildcard,
 				protocol.Inbox(nameExpr),
 			}},

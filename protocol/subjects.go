@@ -68,3 +68,48 @@ const (
 	// $KV.>
 	KeyValue = "$KV.>"
 )
+
+// AgentReport is where an agent reports on a task: kind is running,
+// progress, partial, completed or failed; heartbeat for liveness.
+// eq.agent.<agent>.<kind>
+func AgentReport(agent, kind string) string { return "eq.agent." + agent + "." + kind }
+
+// ParseAgentSubject returns the agent and kind of an eq.agent.<agent>.<kind>
+// subject.
+func ParseAgentSubject(subject string) (agent, kind string, ok bool) {
+	const prefix = "eq.agent."
+	if len(subject) <= len(prefix) || subject[:len(prefix)] != prefix {
+		return "", "", false
+	}
+	rest := subject[len(prefix):]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			return rest[:i], rest[i+1:], i > 0 && i < len(rest)-1
+		}
+	}
+	return "", "", false
+}
+
+// ControlCancel tells an agent to cancel a running task.
+// eq.ctl.<agent>.cancel
+func ControlCancel(agent string) string { return "eq.ctl." + agent + ".cancel" }
+
+// ControlSubtask tells an agent that one of its subtasks finished.
+// eq.ctl.<agent>.subtask
+func ControlSubtask(agent string) string { return "eq.ctl." + agent + ".subtask" }
+
+// ClientTask carries a task's events to the client that submitted it.
+// eq.client.<client>.task.<taskid>
+func ClientTask(client, taskID string) string { return "eq.client." + client + ".task." + taskID }
+
+// AuditSubject is where the orchestrator appends a tenant's audit records.
+// eq.audit.<kind>
+func AuditSubject(kind string) string { return "eq.audit." + kind }
+
+// AuditWildcard covers the audit stream.
+// eq.audit.>
+const AuditWildcard = "eq.audit.>"
+
+// TasksWildcard covers submit and the task operations.
+// eq.tasks.>
+const TasksWildcard = "eq.tasks.>"

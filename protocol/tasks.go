@@ -1,0 +1,173 @@
+package protocol
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Task wire types: the data of the task events. Every one travels as the
+// data of a signed CloudEvent (content type application/json).
+
+// State is a task's lifecycle state (docs/protocol.md maps them to A2A).
+type State string
+
+const (
+	StateSubmitted    State = "submitted"
+	StateDispatched   State = "dispatched"
+	StateRunning      State = "running"
+	StateCompleted    State = "completed"
+	StateFailed       State = "failed"
+	StateTimedOut     State = "timed_out"
+	StateCancelled    State = "cancelled"
+	StateDeadLettered State = "dead_lettered"
+)
+
+// Final reports whether no transition leaves s.
+func (s State) Final() bool {
+	switch s {
+	case StateCompleted, StateFailed, StateTimedOut, StateCancelled, StateDeadLettered:
+		return true
+	}
+	return false
+}
+
+// Extension attributes Equilateral puts on task events (all signed).
+const (
+	ExtTaskID      = "taskid"      // the task an event is about
+	ExtCausationID = "causationid" // the parent task of a subtask
+	ExtAttempt     = "attempt"     // dispatch attempt, from 1
+	ExtRequestID   = "requestid"   // correlates a refusal with logs and audit
+)
+
+// Operation subjects a submitter may call besides TasksSubmit.
+const (
+	// TasksGet returns one task. eq.tasks.get
+	TasksGet = "eq.tasks.get"
+	// TasksList lists the caller's tasks. eq.tasks.list
+	TasksList = "eq.tasks.list"
+	// TasksCancel cancels a task and its subtasks. eq.tasks.cancel
+	TasksCancel = "eq.tasks.cancel"
+)
+
+// Event types of requests and replies.
+var (
+	TypeTaskSubmit       = EventType("task", "submit")
+	TypeTaskGet          = EventType("task", "get")
+	TypeTaskList         = EventType("task", "list")
+	TypeTaskCancel       = EventType("task", "cancel")
+	TypeTaskAccepted     = EventType("task", "accepted")
+	TypeTaskRefused      = EventType("task", "refused")
+	TypeTaskView         = EventType("task", "view")
+	TypeTaskListing      = EventType("task", "listing")
+	TypeControlCancel    = EventType("control", "cancel")
+	TypeAuditDecision    = EventType("audit", "decision")
+	TypeSubtaskFinished  = EventType("subtask", "finished")
+	TypeAgentHeartbeat   = EventType("agent", "heartbeat")
+	TypeTaskPartial      = EventType("task", "partial")
+	TypeTaskCancelFailed = EventType("task", "cancel_failed")
+)
+
+// SubmitRequest is the data of io.equilateral.task.submit.v1.
+type SubmitRequest struct {
+	Capability     string          `json:"capability"`
+	Input          json.RawMessage `json:"input"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	// Timeout bounds the whole task (all attempts); zero means the
+	// capability's default.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Parent is set by an agent submitting a subtask of the task it runs.
+	Parent string `json:"parent,omitempty"`
+}
+
+// Accepted is the reply to a submit.
+type Accepted struct {
+	TaskID string `json:"task_id"`
+	State  State  `json:"state"`
+	// Duplicate is true when the idempotency key named an existing task.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// Refused is the reply to a request the orchestrator turned down. Message
+// is safe to show; RequestID finds the details in the audit stream.
+type Refused struct {
+	Reason    string `json:"reason"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// TaskRef names a task (get and cancel requests).
+type TaskRef struct {
+	TaskID string `json:"task_id"`
+}
+
+// ListRequest filters a task list.
+type ListRequest struct {
+	State State `json:"state,omitempty"`
+	Limit int   `json:"limit,omitempty"`
+}
+
+// Dispatch is the data of io.equilateral.task.dispatched.v1 on
+// eq.cap.<capability>: one attempt of a task for an agent to run.
+type Dispatch struct {
+	TaskID     string          `json:"task_id"`
+	Attempt    int             `json:"attempt"`
+	Capability string          `json:"capability"`
+	Input      json.RawMessage `json:"input"`
+	Deadline   time.Time       `json:"deadline"`
+	Parent     string          `json:"parent,omitempty"`
+}
+
+// Report is what an agent publishes on eq.agent.<agent>.<kind> about
+// an attempt: running, progress, partial, completed or failed (the event
+// type says which).
+type Report struct {
+	TaskID  string          `json:"task_id"`
+	Attempt int             `json:"attempt"`
+	Message string          `json:"message,omitempty"` // progress text or error
+	Output  json.RawMessage `json:"output,omitempty"`  // partial or final result
+	// Retryable is false for a failure no retry can fix.
+	Retryable *bool `json:"retryable,omitempty"`
+}
+
+// TaskView is a task as its submitter may see it.
+type TaskView struct {
+	TaskID     string          `json:"task_id"`
+	Capability string          `json:"capability"`
+	State      State           `json:"state"`
+	Submitter  string          `json:"submitter"`
+	Parent     string          `json:"parent,omitempty"`
+	Attempts   int             `json:"attempts"`
+	Agent      string          `json:"agent,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	Deadline   time.Time       `json:"deadline"`
+	Subtasks   []string        `json:"subtasks,omitempty"`
+	Progress   []string        `json:"progress,omitempty"`
+}
+
+// Listing answers a list request.
+type Listing struct {
+	Tasks []TaskView `json:"tasks"`
+}
+
+// Duration is a time.Duration that reads and writes as "1m30s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
