@@ -89,13 +89,20 @@ func (c *Conn) NATS() *nats.Conn { return c.nc }
 // Publish traces, signs and sends e on subject. e gains the trace context,
 // signedextattrs and dssematerial.
 func (c *Conn) Publish(ctx context.Context, subject string, e *event.Event) error {
+	_, err := c.Send(ctx, subject, e)
+	return err
+}
+
+// Send is Publish that also returns the message as sent (for an audit
+// record of the signed event).
+func (c *Conn) Send(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error) {
 	ctx, span := startPublishSpan(ctx, c.cfg.tracer, subject, e)
 	msg, err := c.seal(ctx, subject, e)
 	if err == nil {
 		err = c.nc.PublishMsg(msg)
 	}
 	endSpan(span, err)
-	return err
+	return msg, err
 }
 
 // Request sends e and waits for a reply event, verified like any other.
@@ -161,6 +168,9 @@ func (m *Message) Respond(ctx context.Context, reply *event.Event) error {
 
 // Reply is the NATS reply subject, empty for a plain publish.
 func (m *Message) Reply() string { return m.msg.Reply }
+
+// Raw is the message as received: the signed event, for an audit record.
+func (m *Message) Raw() *nats.Msg { return m.msg }
 
 // Handler processes verified events. ctx carries the span of the receive.
 type Handler interface {

@@ -117,15 +117,19 @@ func TestRoundTrip(t *testing.T) {
 			}
 			// One trace: the consumer span is a child of the producer span,
 			// which is a child of the caller's span.
+			// The consumer span ends when the handler returns: wait for it.
 			var producer, consumer tracetest.SpanStub
-			for _, s := range w.spans.GetSpans() {
-				switch s.SpanKind {
-				case trace.SpanKindProducer:
-					producer = s
-				case trace.SpanKindConsumer:
-					consumer = s
+			natstest.Eventually(t, 5*time.Second, func() bool {
+				for _, s := range w.spans.GetSpans() {
+					switch s.SpanKind {
+					case trace.SpanKindProducer:
+						producer = s
+					case trace.SpanKindConsumer:
+						consumer = s
+					}
 				}
-			}
+				return consumer.SpanContext.IsValid() && producer.SpanContext.IsValid()
+			}, "producer and consumer spans not both recorded")
 			if producer.SpanContext.TraceID() != parent.SpanContext().TraceID() {
 				t.Fatalf("producer span not in the caller's trace")
 			}

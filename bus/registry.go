@@ -16,12 +16,14 @@ type Key struct {
 	Public ed25519.PublicKey
 }
 
-// KeyRegistry answers which source a key id belongs to. It returns an
-// error wrapping ErrUnknownSigner for a key it does not know (or no longer
-// trusts, such as a revoked or rotated key). Implementations must be safe
-// for concurrent use.
+// KeyRegistry answers which source a key id belongs to. claimedSource is
+// the event's source: a registry may use it to find a key it has not
+// cached, but must return the key's own registered source, whatever the
+// claim. It returns an error wrapping ErrUnknownSigner for a key it does
+// not know (or no longer trusts, such as a revoked or rotated key).
+// Implementations must be safe for concurrent use.
 type KeyRegistry interface {
-	Key(ctx context.Context, keyID string) (Key, error)
+	Key(ctx context.Context, keyID, claimedSource string) (Key, error)
 }
 
 // NewKey decodes a public user nkey for source.
@@ -63,7 +65,7 @@ func (r *StaticKeys) Remove(publicNKey string) {
 }
 
 // Key implements KeyRegistry.
-func (r *StaticKeys) Key(_ context.Context, keyID string) (Key, error) {
+func (r *StaticKeys) Key(_ context.Context, keyID, _ string) (Key, error) {
 	r.mu.RLock()
 	k, ok := r.keys[keyID]
 	r.mu.RUnlock()

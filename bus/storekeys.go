@@ -14,10 +14,7 @@ import (
 // StoreKeys is a KeyRegistry read from an Equilateral data dir: each
 // active principal's public key is registered to its source
 // (eq://<tenant>/<name>). Revoked principals and rotated-out keys are not
-// registered. The registry reloads at most once per reloadEvery: at once
-// (synchronously) for an unknown key, so new and rotated principals work
-// without a restart, and in the background otherwise, so a revocation
-// reaches signature checks within about reloadEvery.
+// registered.
 type StoreKeys struct {
 	store       *auth.Store
 	reloadEvery time.Duration
@@ -68,27 +65,32 @@ func (r *StoreKeys) Reload() error {
 	return nil
 }
 
-// Key implements KeyRegistry.
-func (r *StoreKeys) Key(_ context.Context, keyID string) (Key, error) {
+// Key implements KeyRegistry. A key not cached is looked up through the
+// claimed source's principal record (one file read), so principals created
+// or rotated a moment ago verify at once; a stale cache is reloaded in the
+// background, so a revocation reaches signature checks within about
+// reloadEvery.
+func (r *StoreKeys) Key(_ context.Context, keyID, claimedSource string) (Key, error) {
 	r.mu.RLock()
 	k, ok := r.keys[keyID]
 	stale := time.Since(r.loadedAt) >= r.reloadEvery
 	r.mu.RUnlock()
+	if stale && r.reloading.CompareAndSwap(false, true) {
+		go func() {
+			defer r.reloading.Store(false)
+			r.Reload()
+		}()
+	}
 	if ok {
-		if stale && r.reloading.CompareAndSwap(false, true) {
-			go func() {
-				defer r.reloading.Store(false)
-				r.Reload()
-			}()
-		}
 		return k, nil
 	}
-	if stale {
-		if err := r.Reload(); err == nil {
-			r.mu.RLock()
-			k, ok = r.keys[keyID]
-			r.mu.RUnlock()
-			if ok {
+	if tenant, name, err := protocol.ParseSource(claimedSource); err == nil {
+		if p, err := r.store.Principal(tenant, name); err == nil && !p.Revoked() && p.PublicKey == keyID {
+			k, err := NewKey(claimedSource, keyID)
+			if err == nil {
+				r.mu.Lock()
+				r.keys[keyID] = k
+				r.mu.Unlock()
 				return k, nil
 			}
 		}

@@ -104,7 +104,7 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 	}
 	// Steps 1 and 5: DSSE verification, with signatures filtered to the
 	// keys we accept (those the registry knows).
-	key, err := v.verifyDSSE(ctx, env, payload)
+	key, err := v.verifyDSSE(ctx, env, payload, e.Source())
 	if err != nil {
 		return nil, err
 	}
@@ -140,14 +140,14 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 // verifyDSSE follows the DSSE v1.0.2 verification protocol: for each
 // signature whose keyid we accept, verify it over PAE(payloadType,
 // payload). It returns the key of the first valid signature.
-func (v *Verifier) verifyDSSE(ctx context.Context, env envelope, payload []byte) (Key, error) {
+func (v *Verifier) verifyDSSE(ctx context.Context, env envelope, payload []byte, source string) (Key, error) {
 	if len(env.Signatures) == 0 {
 		return Key{}, malformed("DSSE envelope has no signatures")
 	}
 	var firstErr error
 	var signed []byte
 	for _, s := range env.Signatures {
-		key, err := v.keys.Key(ctx, s.KeyID)
+		key, err := v.keys.Key(ctx, s.KeyID, source)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err

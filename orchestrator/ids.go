@@ -1,0 +1,16 @@
+package orchestrator
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/nats-io/nuid"
+)
+
+// newID makes task and request ids: unique, URL- and subject-safe.
+func newID() string { return nuid.Next() }
+
+func hexDigest(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:16])
+}

@@ -1,0 +1,139 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// handleSubmit is intake on eq.tasks.submit: the event is already verified
+// (signature, signer owns the source, tenant, freshness, replay). Here:
+// validate, check the submitter may ask, persist, reply, dispatch.
+func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
+	submitter := principal(m)
+	if m.Event.Type() != protocol.TypeTaskSubmit {
+		t.refuse(ctx, m, reasonMalformed, "want an event of type "+protocol.TypeTaskSubmit)
+		return
+	}
+	if m.Reply() != "" && !replyFromOwner(m) {
+		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox "+protocol.InboxPrefix(submitter)+".*")
+		return
+	}
+	var req protocol.SubmitRequest
+	if err := decode(m, &req); err != nil {
+		t.refuse(ctx, m, reasonMalformed, err.Error())
+		return
+	}
+	if err := protocol.ValidateName("capability", req.Capability); err != nil {
+		t.refuse(ctx, m, reasonMalformed, err.Error())
+		return
+	}
+	role, ok := t.dir.role(submitter)
+	if !ok {
+		t.refuse(ctx, m, reasonForbidden, "unknown or revoked principal")
+		return
+	}
+	if !t.dir.hasCapability(req.Capability) {
+		t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", req.Capability))
+		return
+	}
+	if len(req.Input) == 0 {
+		req.Input = []byte("null")
+	}
+
+	now := time.Now().UTC()
+	policy := t.cfg.policy(req.Capability)
+	timeout := time.Duration(req.Timeout)
+	if timeout <= 0 {
+		timeout = policy.TaskTimeout
+	}
+	task := &Task{
+		ID:               newID(),
+		Capability:       req.Capability,
+		Input:            req.Input,
+		Submitter:        submitter,
+		SubmitterIsAgent: role == auth.RoleAgent,
+		IdempotencyKey:   req.IdempotencyKey,
+		State:            protocol.StateSubmitted,
+		MaxAttempts:      max(policy.MaxAttempts, 1),
+		NextAttemptAt:    now,
+		Deadline:         now.Add(timeout),
+		CreatedAt:        now,
+		UpdatedAt:        now,
+	}
+	if req.Parent != "" {
+		if err := t.checkParent(ctx, submitter, req.Parent); err != nil {
+			t.refuse(ctx, m, reasonForbidden, err.Error())
+			return
+		}
+		task.Parent = req.Parent
+	}
+
+	if req.IdempotencyKey != "" {
+		existing, err := t.store.claimIdempotency(ctx, submitter, req.IdempotencyKey, task.ID)
+		if err != nil {
+			t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
+			t.log.ErrorContext(ctx, "idempotency claim failed", "error", err)
+			return
+		}
+		if existing != "" {
+			t.answerDuplicate(ctx, m, existing)
+			return
+		}
+	}
+	if err := t.store.create(ctx, task); err != nil {
+		t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
+		t.log.ErrorContext(ctx, "task not stored", "error", err)
+		return
+	}
+	if task.Parent != "" {
+		_, err := t.store.update(ctx, task.Parent, func(p *Task) error {
+			p.Subtasks = append(p.Subtasks, task.ID)
+			return nil
+		})
+		if err != nil {
+			t.log.WarnContext(ctx, "subtask not linked to its parent", "task", task.ID, "parent", task.Parent, "error", err)
+		}
+	}
+	t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
+	t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
+	t.dispatch(ctx, task.ID)
+}
+
+// checkParent: only the agent running a task may add subtasks to it.
+func (t *tenant) checkParent(ctx context.Context, submitter, parentID string) error {
+	parent, _, err := t.store.get(ctx, parentID)
+	if errors.Is(err, errNotFound) {
+		return fmt.Errorf("parent task %s does not exist", clip(parentID))
+	}
+	if err != nil {
+		return fmt.Errorf("parent task unavailable")
+	}
+	if parent.Agent != submitter || parent.State != protocol.StateRunning {
+		return fmt.Errorf("only the agent running task %s may submit its subtasks", clip(parentID))
+	}
+	return nil
+}
+
+// answerDuplicate replies to a resubmit with the task its key names.
+func (t *tenant) answerDuplicate(ctx context.Context, m *bus.Message, taskID string) {
+	task, _, err := t.store.get(ctx, taskID)
+	if err != nil {
+		t.refuse(ctx, m, reasonUnavailable, "could not read the task; try again")
+		return
+	}
+	t.audit.record(ctx, auditEntry{decision: decisionDuplicate, taskID: taskID, event: m.Raw()})
+	t.respond(ctx, m, protocol.TypeTaskAccepted, taskID, protocol.Accepted{TaskID: taskID, State: task.State, Duplicate: true})
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,238 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Transitions of the task lifecycle. Each is one compare-and-set on the
+// task record, then the side effects (messages, audit) of the winner.
+
+// dispatch sends the next attempt of a due task to its capability.
+func (t *tenant) dispatch(ctx context.Context, id string) {
+	policy := t.cfg.defaultPolicy
+	task, err := t.store.update(ctx, id, func(task *Task) error {
+		now := time.Now()
+		if task.State != protocol.StateSubmitted || now.Before(task.NextAttemptAt) || now.After(task.Deadline) {
+			return errSkip
+		}
+		policy = t.cfg.policy(task.Capability)
+		task.Attempt++
+		task.State = protocol.StateDispatched
+		task.Agent = ""
+		task.AttemptDeadline = minTime(now.Add(policy.ClaimTimeout), task.Deadline)
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "dispatch", id, err)
+		return
+	}
+	e := t.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
+		TaskID:     task.ID,
+		Attempt:    task.Attempt,
+		Capability: task.Capability,
+		Input:      task.Input,
+		Deadline:   task.Deadline,
+		Parent:     task.Parent,
+	})
+	e.SetExtension(protocol.ExtAttempt, task.Attempt)
+	if task.Parent != "" {
+		e.SetExtension(protocol.ExtCausationID, task.Parent)
+	}
+	msg, err := t.bus.Send(ctx, protocol.Capability(task.Capability), e)
+	if err != nil {
+		// The claim timeout retries it: the task is not lost.
+		t.log.WarnContext(ctx, "dispatch not sent", "task", task.ID, "error", err)
+		return
+	}
+	t.audit.record(ctx, auditEntry{decision: decisionDispatched, taskID: task.ID, event: msg})
+	t.notify(ctx, task)
+}
+
+// attemptExpired handles an attempt nobody claimed or that ran too long.
+func (t *tenant) attemptExpired(ctx context.Context, id string) {
+	var agent string
+	task, err := t.store.update(ctx, id, func(task *Task) error {
+		now := time.Now()
+		running := task.State == protocol.StateDispatched || task.State == protocol.StateRunning
+		if !running || task.AttemptDeadline.IsZero() || !now.After(task.AttemptDeadline) {
+			return errSkip
+		}
+		agent = task.Agent
+		if task.State == protocol.StateDispatched {
+			task.Error = "no agent took the task in time"
+		} else {
+			task.Error = "the attempt ran out of time"
+		}
+		t.retryOrGiveUp(task, now, true)
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "attempt expiry", id, err)
+		return
+	}
+	if agent != "" {
+		t.sendCancel(ctx, agent, task.ID, "attempt timed out")
+	}
+	t.recordTransition(ctx, task, task.Error, nil)
+}
+
+// timeOut ends a task whose deadline passed.
+func (t *tenant) timeOut(ctx context.Context, id string) {
+	var agent string
+	task, err := t.store.update(ctx, id, func(task *Task) error {
+		if task.State.Final() || !time.Now().After(task.Deadline) {
+			return errSkip
+		}
+		agent = task.Agent
+		task.State = protocol.StateTimedOut
+		task.Error = "deadline exceeded"
+		task.AttemptDeadline, task.NextAttemptAt = time.Time{}, time.Time{}
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "timeout", id, err)
+		return
+	}
+	if agent != "" {
+		t.sendCancel(ctx, agent, task.ID, "deadline exceeded")
+	}
+	t.recordTransition(ctx, task, task.Error, nil)
+	t.cancelSubtasks(ctx, task, "parent timed out")
+}
+
+// retryOrGiveUp moves a failed attempt on: back to submitted with backoff
+// while attempts and time remain, else dead-lettered (retries exhausted)
+// or failed (not retryable).
+func (t *tenant) retryOrGiveUp(task *Task, now time.Time, retryable bool) {
+	policy := t.cfg.policy(task.Capability)
+	task.AttemptDeadline = time.Time{}
+	if !retryable {
+		task.State = protocol.StateFailed
+		return
+	}
+	if task.Attempt >= task.MaxAttempts {
+		task.State = protocol.StateDeadLettered
+		return
+	}
+	next := now.Add(policy.backoff(task.Attempt))
+	if next.After(task.Deadline) {
+		task.State = protocol.StateDeadLettered
+		return
+	}
+	task.State = protocol.StateSubmitted
+	task.Agent = ""
+	task.NextAttemptAt = next
+}
+
+// cancel ends a task on request and cancels its running attempt and its
+// subtasks. It returns the task as it now stands.
+func (t *tenant) cancel(ctx context.Context, id, why string, event *nats.Msg) (*Task, error) {
+	var agent string
+	task, err := t.store.update(ctx, id, func(task *Task) error {
+		if task.State.Final() {
+			return errSkip
+		}
+		agent = task.Agent
+		task.State = protocol.StateCancelled
+		task.Error = why
+		task.AttemptDeadline, task.NextAttemptAt = time.Time{}, time.Time{}
+		return nil
+	})
+	if errors.Is(err, errSkip) {
+		return task, nil // already final: cancelling is a no-op
+	}
+	if err != nil {
+		return nil, err
+	}
+	if agent != "" {
+		t.sendCancel(ctx, agent, task.ID, why)
+	}
+	t.recordTransition(ctx, task, why, event)
+	t.cancelSubtasks(ctx, task, "parent cancelled")
+	return task, nil
+}
+
+func (t *tenant) cancelSubtasks(ctx context.Context, parent *Task, why string) {
+	for _, sub := range parent.Subtasks {
+		if _, err := t.cancel(ctx, sub, why, nil); err != nil {
+			t.log.WarnContext(ctx, "subtask not cancelled", "task", sub, "error", err)
+		}
+	}
+}
+
+// sendCancel tells an agent to stop working on a task.
+func (t *tenant) sendCancel(ctx context.Context, agent, taskID, why string) {
+	e := t.newEvent(protocol.TypeControlCancel, taskID, protocol.Report{TaskID: taskID, Message: why})
+	if err := t.bus.Publish(ctx, protocol.ControlCancel(agent), e); err != nil {
+		t.log.WarnContext(ctx, "cancel not sent", "task", taskID, "agent", agent, "error", err)
+	}
+}
+
+// recordTransition audits a transition and tells the submitter.
+func (t *tenant) recordTransition(ctx context.Context, task *Task, reason string, event *nats.Msg) {
+	decision := string(task.State)
+	if task.State == protocol.StateSubmitted {
+		decision = decisionRetry
+	}
+	t.audit.record(ctx, auditEntry{decision: decision, reason: reason, taskID: task.ID, event: event})
+	t.notify(ctx, task)
+}
+
+// notify tells the submitter where its task stands: a client on
+// eq.client.<client>.task.<id>, an agent (for its subtask, when final) on
+// eq.ctl.<agent>.subtask.
+func (t *tenant) notify(ctx context.Context, task *Task) {
+	view := task.view()
+	var err error
+	if task.SubmitterIsAgent {
+		if !task.State.Final() {
+			return
+		}
+		err = t.bus.Publish(ctx, protocol.ControlSubtask(task.Submitter), t.newEvent(protocol.TypeSubtaskFinished, task.ID, view))
+	} else {
+		err = t.bus.Publish(ctx, protocol.ClientTask(task.Submitter, task.ID), t.newEvent(stateEventType(task.State), task.ID, view))
+	}
+	if err != nil {
+		t.log.WarnContext(ctx, "task event not delivered", "task", task.ID, "error", err)
+	}
+}
+
+func stateEventType(s protocol.State) string {
+	switch s {
+	case protocol.StateDispatched:
+		return protocol.TypeTaskDispatched
+	case protocol.StateRunning:
+		return protocol.TypeTaskRunning
+	case protocol.StateCompleted:
+		return protocol.TypeTaskCompleted
+	case protocol.StateFailed:
+		return protocol.TypeTaskFailed
+	case protocol.StateTimedOut:
+		return protocol.TypeTaskTimedOut
+	case protocol.StateCancelled:
+		return protocol.TypeTaskCancelled
+	case protocol.StateDeadLettered:
+		return protocol.TypeTaskDeadLettered
+	}
+	return protocol.TypeTaskSubmitted
+}
+
+func (t *tenant) logSkip(ctx context.Context, what, id string, err error) {
+	if errors.Is(err, errSkip) {
+		return
+	}
+	t.log.WarnContext(ctx, what+" failed", "task", id, "error", err)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

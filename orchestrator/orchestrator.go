@@ -1,0 +1,195 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+)
+
+// Orchestrator serves every tenant of a data dir: each through its own
+// connection as that tenant's orchestrator user, with its state in that
+// tenant's JetStream. Tenants created while it runs are picked up.
+type Orchestrator struct {
+	cfg *config
+
+	mu      sync.Mutex
+	tenants map[string]*tenant
+}
+
+type config struct {
+	url            string
+	store          *auth.Store
+	keys           bus.KeyRegistry
+	logger         *slog.Logger
+	tracerProvider trace.TracerProvider
+	policies       map[string]RetryPolicy
+	defaultPolicy  RetryPolicy
+	resultTTL      time.Duration
+	auditMaxAge    time.Duration
+	discoverEvery  time.Duration
+	tick           time.Duration
+}
+
+// Option configures an Orchestrator.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithTracerProvider sets where spans go (default: the global provider).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithRetryPolicy sets the policy of one capability.
+func WithRetryPolicy(capability string, p RetryPolicy) Option {
+	return optionFunc(func(c *config) { c.policies[capability] = p })
+}
+
+// WithDefaultRetryPolicy sets the policy of capabilities without their own.
+func WithDefaultRetryPolicy(p RetryPolicy) Option {
+	return optionFunc(func(c *config) { c.defaultPolicy = p })
+}
+
+// WithResultTTL sets how long finished tasks and their results are kept
+// (default 7 days).
+func WithResultTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.resultTTL = d }) }
+
+// WithTick sets how often deadlines and retries are checked (default 50ms).
+func WithTick(d time.Duration) Option { return optionFunc(func(c *config) { c.tick = d }) }
+
+// New prepares an orchestrator for the NATS server at url, with keys and
+// creds from store. Run starts it.
+func New(url string, store *auth.Store, opts ...Option) (*Orchestrator, error) {
+	cfg := &config{
+		url:           url,
+		store:         store,
+		logger:        slog.New(slog.DiscardHandler),
+		policies:      map[string]RetryPolicy{},
+		defaultPolicy: DefaultRetryPolicy(),
+		resultTTL:     7 * 24 * time.Hour,
+		auditMaxAge:   0, // kept until an operator decides otherwise
+		discoverEvery: time.Second,
+		tick:          50 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o.apply(cfg)
+	}
+	if cfg.tracerProvider == nil {
+		cfg.tracerProvider = otel.GetTracerProvider()
+	}
+	keys, err := bus.NewStoreKeys(store)
+	if err != nil {
+		return nil, err
+	}
+	cfg.keys = keys
+	return &Orchestrator{cfg: cfg, tenants: map[string]*tenant{}}, nil
+}
+
+func (c *config) policy(capability string) RetryPolicy {
+	if p, ok := c.policies[capability]; ok {
+		return p
+	}
+	return c.defaultPolicy
+}
+
+// Run serves until ctx is done, then stops every tenant cleanly. Tenants
+// that fail to start are retried at the next discovery.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	if err := o.discover(ctx); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(o.cfg.discoverEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			o.stopAll()
+			return nil
+		case <-ticker.C:
+			if err := o.discover(ctx); err != nil {
+				o.cfg.logger.Warn("tenant discovery failed", "error", err)
+			}
+		}
+	}
+}
+
+// Ready reports whether every tenant known now is being served.
+func (o *Orchestrator) Ready() bool {
+	tenants, err := o.cfg.store.Tenants()
+	if err != nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, t := range tenants {
+		if o.tenants[t.Name] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// discover starts tenants that appeared and stops those deleted.
+func (o *Orchestrator) discover(ctx context.Context) error {
+	tenants, err := o.cfg.store.Tenants()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var errs []error
+	for _, t := range tenants {
+		seen[t.Name] = true
+		o.mu.Lock()
+		running := o.tenants[t.Name] != nil
+		o.mu.Unlock()
+		if running || !t.Limits.JetStream {
+			continue
+		}
+		rt, err := startTenant(ctx, o.cfg, t.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		o.mu.Lock()
+		o.tenants[t.Name] = rt
+		o.mu.Unlock()
+	}
+	o.mu.Lock()
+	for name, rt := range o.tenants {
+		if !seen[name] {
+			rt.stop()
+			delete(o.tenants, name)
+		}
+	}
+	o.mu.Unlock()
+	if len(errs) > 0 {
+		return fmt.Errorf("orchestrator: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (o *Orchestrator) stopAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var wg sync.WaitGroup
+	for name, rt := range o.tenants {
+		wg.Add(1)
+		go func() { defer wg.Done(); rt.stop() }()
+		delete(o.tenants, name)
+	}
+	wg.Wait()
+}

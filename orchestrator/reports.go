@@ -1,0 +1,131 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// handleReport takes an agent's word about an attempt, on
+// eq.agent.<agent>.<kind>. The server lets only that agent publish there,
+// and the signature proves the source; both must name the same agent.
+func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
+	agent, kind, ok := protocol.ParseAgentSubject(m.Subject)
+	if !ok || agent != principal(m) {
+		t.refuse(ctx, m, reasonSignerMismatch, "report subject and signer disagree")
+		return
+	}
+	if kind == "heartbeat" {
+		return
+	}
+	var r protocol.Report
+	if err := decode(m, &r); err != nil || r.TaskID == "" || r.Attempt < 1 {
+		t.refuse(ctx, m, reasonMalformed, "want a task report with task_id and attempt")
+		return
+	}
+	switch m.Event.Type() {
+	case protocol.TypeTaskRunning:
+		t.reportRunning(ctx, m, agent, r)
+	case protocol.TypeTaskProgress, protocol.TypeTaskPartial:
+		t.reportProgress(ctx, m, agent, r)
+	case protocol.TypeTaskCompleted:
+		t.reportFinished(ctx, m, agent, r, true)
+	case protocol.TypeTaskFailed:
+		t.reportFinished(ctx, m, agent, r, false)
+	default:
+		t.refuse(ctx, m, reasonMalformed, "unknown report type")
+	}
+}
+
+// attemptOf reports whether the report is about the task's current attempt
+// by the agent that holds it (or, while dispatched, by whoever claims it).
+func attemptOf(task *Task, agent string, attempt int) bool {
+	if task.Attempt != attempt {
+		return false
+	}
+	switch task.State {
+	case protocol.StateDispatched:
+		return true
+	case protocol.StateRunning:
+		return task.Agent == agent
+	}
+	return false
+}
+
+func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
+		if task.State != protocol.StateDispatched || task.Attempt != r.Attempt {
+			return errSkip
+		}
+		policy := t.cfg.policy(task.Capability)
+		task.State = protocol.StateRunning
+		task.Agent = agent
+		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)
+		return nil
+	})
+	if err != nil {
+		t.staleReport(ctx, agent, r, err)
+		return
+	}
+	t.recordTransition(ctx, task, "", m.Raw())
+}
+
+// reportProgress forwards progress and partial results to the submitter
+// in order; they are not stored.
+func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	task, _, err := t.store.get(ctx, r.TaskID)
+	if err != nil || !attemptOf(task, agent, r.Attempt) {
+		return
+	}
+	if task.SubmitterIsAgent {
+		return // subtask progress stays with the orchestrator
+	}
+	e := t.newEvent(m.Event.Type(), task.ID, r)
+	if err := t.bus.Publish(ctx, protocol.ClientTask(task.Submitter, task.ID), e); err != nil {
+		t.log.WarnContext(ctx, "progress not delivered", "task", task.ID, "error", err)
+	}
+}
+
+func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent string, r protocol.Report, ok bool) {
+	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
+		if !attemptOf(task, agent, r.Attempt) {
+			return errSkip
+		}
+		task.Agent = agent
+		if ok {
+			task.State = protocol.StateCompleted
+			task.Output = r.Output
+			task.Error = ""
+			task.AttemptDeadline = time.Time{}
+			return nil
+		}
+		task.Error = r.Message
+		retryable := r.Retryable == nil || *r.Retryable
+		t.retryOrGiveUp(task, time.Now(), retryable)
+		return nil
+	})
+	if err != nil {
+		t.staleReport(ctx, agent, r, err)
+		return
+	}
+	t.recordTransition(ctx, task, task.Error, m.Raw())
+	if task.State.Final() {
+		t.cancelSubtasks(ctx, task, "parent finished")
+	}
+}
+
+// staleReport handles a report about an attempt that is over: if the task
+// ended (cancelled, timed out) the agent is told to stop.
+func (t *tenant) staleReport(ctx context.Context, agent string, r protocol.Report, err error) {
+	if !errors.Is(err, errSkip) {
+		t.log.WarnContext(ctx, "report not applied", "task", r.TaskID, "error", err)
+		return
+	}
+	task, _, gerr := t.store.get(ctx, r.TaskID)
+	if gerr == nil && (task.State.Final() || task.Attempt != r.Attempt) {
+		t.sendCancel(ctx, agent, r.TaskID, "the attempt is over")
+	}
+}

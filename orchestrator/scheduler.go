@@ -1,0 +1,141 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// scheduler drives time: dispatch of due tasks (new or backing off),
+// attempts that ran out of time, tasks past their deadline. It keeps an
+// index of the unfinished tasks, fed by a watch on the tasks bucket, so a
+// restarted orchestrator (or a surviving replica) sees every unfinished
+// task and carries on. Replicas may act on the same task; the
+// compare-and-set in taskStore.update lets exactly one transition win.
+type scheduler struct {
+	t      *tenant
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	active map[string]timing
+}
+
+// timing is what the scheduler needs of a task.
+type timing struct {
+	state           protocol.State
+	nextAttemptAt   time.Time
+	attemptDeadline time.Time
+	deadline        time.Time
+}
+
+func startScheduler(ctx context.Context, t *tenant) (*scheduler, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	watcher, err := t.store.tasks.WatchAll(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &scheduler{t: t, cancel: cancel, done: make(chan struct{}), active: map[string]timing{}}
+	go s.watch(ctx, watcher)
+	go s.loop(ctx)
+	return s, nil
+}
+
+func (s *scheduler) stop() {
+	s.cancel()
+	<-s.done
+}
+
+func (s *scheduler) watch(ctx context.Context, w jetstream.KeyWatcher) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case entry, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if entry == nil {
+				continue // end of the initial values
+			}
+			s.note(entry)
+		}
+	}
+}
+
+func (s *scheduler) note(entry jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if entry.Operation() != jetstream.KeyValuePut {
+		delete(s.active, entry.Key())
+		return
+	}
+	var task Task
+	if json.Unmarshal(entry.Value(), &task) != nil || task.State.Final() {
+		delete(s.active, entry.Key())
+		return
+	}
+	s.active[entry.Key()] = timing{
+		state:           task.State,
+		nextAttemptAt:   task.NextAttemptAt,
+		attemptDeadline: task.AttemptDeadline,
+		deadline:        task.Deadline,
+	}
+}
+
+func (s *scheduler) loop(ctx context.Context) {
+	defer close(s.done)
+	ticker := time.NewTicker(s.t.cfg.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			for id, due := range s.due(now) {
+				switch due {
+				case dueTimeout:
+					s.t.timeOut(ctx, id)
+				case dueDispatch:
+					s.t.dispatch(ctx, id)
+				case dueAttemptExpired:
+					s.t.attemptExpired(ctx, id)
+				}
+			}
+		}
+	}
+}
+
+type dueKind int
+
+const (
+	dueDispatch dueKind = iota + 1
+	dueAttemptExpired
+	dueTimeout
+)
+
+// due lists what needs doing now.
+func (s *scheduler) due(now time.Time) map[string]dueKind {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]dueKind{}
+	for id, tm := range s.active {
+		switch {
+		case !tm.deadline.IsZero() && now.After(tm.deadline):
+			out[id] = dueTimeout
+		case tm.state == protocol.StateSubmitted && !now.Before(tm.nextAttemptAt):
+			out[id] = dueDispatch
+		case (tm.state == protocol.StateDispatched || tm.state == protocol.StateRunning) &&
+			!tm.attemptDeadline.IsZero() && now.After(tm.attemptDeadline):
+			out[id] = dueAttemptExpired
+		}
+	}
+	return out
+}

@@ -1,0 +1,159 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// JetStream names inside each tenant account. Every tenant has its own
+// JetStream, so the names repeat without meeting.
+const (
+	tasksBucket       = "EQ_TASKS"
+	idempotencyBucket = "EQ_IDEMPOTENCY"
+	auditStream       = "EQ_AUDIT"
+)
+
+// errNotFound is returned for a task id that does not exist.
+var errNotFound = errors.New("orchestrator: no such task")
+
+// errSkip aborts an update without writing: the transition no longer
+// applies (another replica or message got there first).
+var errSkip = errors.New("orchestrator: transition does not apply")
+
+// taskStore keeps tasks in a JetStream KV bucket and idempotency keys in
+// another; the audit stream is append-only and undeletable.
+type taskStore struct {
+	js    jetstream.JetStream
+	tasks jetstream.KeyValue
+	idem  jetstream.KeyValue
+}
+
+type storeConfig struct {
+	resultTTL   time.Duration
+	replicas    int
+	auditMaxAge time.Duration
+}
+
+func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig) (*taskStore, error) {
+	tasks, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      tasksBucket,
+		Description: "Equilateral tasks: state, results (kept for the result TTL)",
+		History:     1,
+		TTL:         cfg.resultTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: tasks bucket: %w", err)
+	}
+	idem, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      idempotencyBucket,
+		Description: "Equilateral idempotency keys: submitter and key to task id",
+		History:     1,
+		TTL:         cfg.resultTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: idempotency bucket: %w", err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        auditStream,
+		Description: "Equilateral audit: every decision with the signed event behind it",
+		Subjects:    []string{protocol.AuditWildcard},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.replicas,
+		MaxAge:      cfg.auditMaxAge,
+		// Nobody deletes or purges audit records; only age retires them.
+		DenyDelete: true,
+		DenyPurge:  true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: audit stream: %w", err)
+	}
+	return &taskStore{js: js, tasks: tasks, idem: idem}, nil
+}
+
+// create stores a new task; it fails if the id exists.
+func (s *taskStore) create(ctx context.Context, t *Task) error {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	_, err = s.tasks.Create(ctx, t.ID, data)
+	return err
+}
+
+// get returns a task and its revision.
+func (s *taskStore) get(ctx context.Context, id string) (*Task, uint64, error) {
+	entry, err := s.tasks.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, errNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var t Task
+	if err := json.Unmarshal(entry.Value(), &t); err != nil {
+		return nil, 0, fmt.Errorf("orchestrator: task %s is corrupt: %w", id, err)
+	}
+	return &t, entry.Revision(), nil
+}
+
+// update applies change to the current task and writes it with a
+// compare-and-set, retrying on a concurrent write. change returns errSkip
+// to leave the task alone. It returns the task as written.
+func (s *taskStore) update(ctx context.Context, id string, change func(*Task) error) (*Task, error) {
+	for {
+		t, rev, err := s.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := change(t); err != nil {
+			return t, err
+		}
+		t.UpdatedAt = time.Now().UTC()
+		data, err := json.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.tasks.Update(ctx, id, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			continue // someone else wrote first: look again
+		}
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+}
+
+// claimIdempotency maps (submitter, key) to taskID unless it already maps
+// to another task, which it returns.
+func (s *taskStore) claimIdempotency(ctx context.Context, submitter, key, taskID string) (existing string, err error) {
+	k := idempotencyKey(submitter, key)
+	_, err = s.idem.Create(ctx, k, []byte(taskID))
+	if err == nil {
+		return "", nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", err
+	}
+	entry, err := s.idem.Get(ctx, k)
+	if err != nil {
+		return "", err
+	}
+	return string(entry.Value()), nil
+}
+
+// idempotencyKey is a valid KV key for any caller-chosen key.
+func idempotencyKey(submitter, key string) string {
+	return submitter + "." + hexDigest(key)
+}

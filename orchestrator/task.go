@@ -1,0 +1,59 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Task is the durable record of one task, one JetStream KV entry per task.
+// Every change is a compare-and-set on its revision, so replicas never
+// make the same transition twice.
+type Task struct {
+	ID               string          `json:"id"`
+	Capability       string          `json:"capability"`
+	Input            json.RawMessage `json:"input"`
+	Submitter        string          `json:"submitter"`       // principal name
+	SubmitterIsAgent bool            `json:"submitter_agent"` // a subtask: report to eq.ctl, not eq.client
+	Parent           string          `json:"parent,omitempty"`
+	Subtasks         []string        `json:"subtasks,omitempty"`
+	IdempotencyKey   string          `json:"idempotency_key,omitempty"`
+	TraceParent      string          `json:"traceparent,omitempty"` // the submit's trace, for dispatch spans
+
+	State       protocol.State `json:"state"`
+	Attempt     int            `json:"attempt"`
+	MaxAttempts int            `json:"max_attempts"`
+	Agent       string         `json:"agent,omitempty"`
+	// AttemptDeadline is when the current attempt is given up: the claim
+	// timeout while dispatched, the attempt timeout while running.
+	AttemptDeadline time.Time `json:"attempt_deadline,omitzero"`
+	// NextAttemptAt is when a submitted task (new or backing off) is due.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	Deadline      time.Time `json:"deadline"`
+
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// view is the task as its submitter sees it.
+func (t *Task) view() protocol.TaskView {
+	return protocol.TaskView{
+		TaskID:     t.ID,
+		Capability: t.Capability,
+		State:      t.State,
+		Submitter:  t.Submitter,
+		Parent:     t.Parent,
+		Attempts:   t.Attempt,
+		Agent:      t.Agent,
+		Output:     t.Output,
+		Error:      t.Error,
+		CreatedAt:  t.CreatedAt,
+		UpdatedAt:  t.UpdatedAt,
+		Deadline:   t.Deadline,
+		Subtasks:   t.Subtasks,
+	}
+}

@@ -1,0 +1,245 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// queueGroup is shared by all orchestrator replicas of a tenant, so each
+// request is handled by one of them.
+const queueGroup = "orchestrator"
+
+// tenant serves one tenant: its own connection (the tenant's orchestrator
+// user), its own JetStream state, its own audit stream.
+type tenant struct {
+	name   string
+	source string
+	cfg    *config
+	log    *slog.Logger
+
+	nc    *nats.Conn
+	bus   *bus.Conn
+	store *taskStore
+	audit *auditor
+	dir   *directory
+	sched *scheduler
+
+	subs []*nats.Subscription
+	wg   sync.WaitGroup
+}
+
+func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error) {
+	t := &tenant{
+		name:   name,
+		source: protocol.Source(name, auth.OrchestratorName),
+		cfg:    cfg,
+		log:    cfg.logger.With("tenant", name),
+		dir:    newDirectory(cfg.store, name),
+	}
+	creds := cfg.store.DefaultCredsFile(name, auth.OrchestratorName)
+	nc, err := nats.Connect(cfg.url,
+		nats.UserCredentials(creds),
+		nats.Name("equilateral-orchestrator/"+name),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
+		nats.MaxReconnects(-1),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: connect tenant %s: %w", name, err)
+	}
+	t.nc = nc
+	signer, err := bus.SignerFromCreds(creds)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	verifier := bus.NewVerifier(cfg.keys, bus.WithTenant(name))
+	t.bus, err = bus.NewConn(nc, signer, verifier,
+		bus.WithTracerProvider(cfg.tracerProvider),
+		bus.WithLogger(t.log),
+		bus.WithRefusalHandler(t.refused))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: 1, auditMaxAge: cfg.auditMaxAge})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t.audit = &auditor{js: js, log: t.log}
+	t.sched, err = startScheduler(ctx, t)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	handlers := []struct {
+		subject string
+		h       bus.HandlerFunc
+	}{
+		{protocol.TasksSubmit, t.handleSubmit},
+		{protocol.TasksGet, t.handleGet},
+		{protocol.TasksList, t.handleList},
+		{protocol.TasksCancel, t.handleCancel},
+		{protocol.AllAgentsWildcard, t.handleReport},
+	}
+	for _, h := range handlers {
+		sub, err := t.bus.QueueSubscribe(h.subject, queueGroup, h.h)
+		if err != nil {
+			t.stop()
+			return nil, fmt.Errorf("orchestrator: subscribe %s: %w", h.subject, err)
+		}
+		t.subs = append(t.subs, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		t.stop()
+		return nil, err
+	}
+	t.log.Info("serving tenant")
+	return t, nil
+}
+
+// stop drains the subscriptions (handlers in flight finish) and closes the
+// connection. State is in JetStream; nothing is lost.
+func (t *tenant) stop() {
+	if t.sched != nil {
+		t.sched.stop()
+	}
+	for _, s := range t.subs {
+		s.Drain()
+	}
+	if t.nc != nil {
+		t.nc.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !t.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.nc.Close()
+	}
+}
+
+// newEvent builds an orchestrator event about a task.
+func (t *tenant) newEvent(typ, taskID string, data any) *event.Event {
+	e := event.New()
+	e.SetID(newID())
+	e.SetSource(t.source)
+	e.SetType(typ)
+	e.SetTime(time.Now())
+	if taskID != "" {
+		e.SetExtension(protocol.ExtTaskID, taskID)
+	}
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		// Only our own wire types go here; they always marshal.
+		panic(fmt.Sprintf("orchestrator: marshal %s: %v", typ, err))
+	}
+	return &e
+}
+
+// principal is the sender of a verified event.
+func principal(m *bus.Message) string {
+	_, name, _ := protocol.ParseSource(m.Event.Source())
+	return name
+}
+
+// refusal reasons, as the submitter sees them.
+const (
+	reasonMalformed         = "malformed"
+	reasonUnsigned          = "unsigned"
+	reasonBadSignature      = "bad_signature"
+	reasonUnknownSigner     = "unknown_signer"
+	reasonSignerMismatch    = "signer_mismatch"
+	reasonReplay            = "replay"
+	reasonTooLarge          = "too_large"
+	reasonUnknownCapability = "unknown_capability"
+	reasonForbidden         = "forbidden"
+	reasonNotFound          = "not_found"
+	reasonUnavailable       = "unavailable"
+)
+
+func reasonFor(err error) string {
+	switch {
+	case errors.Is(err, bus.ErrUnsigned):
+		return reasonUnsigned
+	case errors.Is(err, bus.ErrBadSignature):
+		return reasonBadSignature
+	case errors.Is(err, bus.ErrUnknownSigner):
+		return reasonUnknownSigner
+	case errors.Is(err, bus.ErrSignerMismatch):
+		return reasonSignerMismatch
+	case errors.Is(err, bus.ErrReplay):
+		return reasonReplay
+	case errors.Is(err, bus.ErrTooLarge):
+		return reasonTooLarge
+	}
+	return reasonMalformed
+}
+
+// refused is the bus's refusal handler: a message failed decoding or
+// verification. It is audited, and a request gets a refusal reply; the
+// message is never acted on.
+func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
+	requestID := newID()
+	reason := reasonFor(err)
+	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + err.Error(), requestID: requestID, event: msg})
+	if msg.Reply != "" && strings.HasPrefix(msg.Subject, "eq.tasks.") {
+		t.replyRefused(ctx, msg.Reply, requestID, reason, err.Error())
+	}
+}
+
+// refuse turns down a verified request: audited, answered, not executed.
+func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message string) {
+	requestID := newID()
+	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + message, requestID: requestID, event: m.Raw()})
+	t.log.InfoContext(ctx, "request refused", "reason", reason, "request_id", requestID, "from", m.Event.Source())
+	if m.Reply() != "" {
+		t.replyRefused(ctx, m.Reply(), requestID, reason, message)
+	}
+}
+
+func (t *tenant) replyRefused(ctx context.Context, reply, requestID, reason, message string) {
+	e := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
+	e.SetExtension(protocol.ExtRequestID, requestID)
+	if err := t.bus.Publish(ctx, reply, e); err != nil {
+		t.log.WarnContext(ctx, "refusal not delivered", "request_id", requestID, "error", err)
+	}
+}
+
+// replyFromOwner insists a reply goes to the requester's own inbox: a
+// principal must not aim the orchestrator's answer at another's inbox.
+func replyFromOwner(m *bus.Message) bool {
+	return strings.HasPrefix(m.Reply(), protocol.InboxPrefix(principal(m))+".")
+}
+
+func (t *tenant) respond(ctx context.Context, m *bus.Message, typ, taskID string, data any) {
+	if m.Reply() == "" {
+		return
+	}
+	if err := m.Respond(ctx, t.newEvent(typ, taskID, data)); err != nil {
+		t.log.WarnContext(ctx, "reply not delivered", "task", taskID, "error", err)
+	}
+}
+
+func decode(m *bus.Message, v any) error {
+	if err := json.Unmarshal(m.Event.Data(), v); err != nil {
+		return fmt.Errorf("data is not the expected JSON: %s", strings.SplitN(err.Error(), "\n", 2)[0])
+	}
+	return nil
+}
