@@ -36,7 +36,7 @@ func (p Principal) Revoked() bool { return p.RevokedAt != nil }
 // tags are the user JWT tags; the agent template expands cap:<c> into
 // subscribe permissions for eq.cap.<c>.
 func (p Principal) tags() []string {
-	tags := []string{"role:" + string(p.Role)}
+	tags := []string{"role:" + string(p.Role), "tenant:" + p.Tenant}
 	for _, c := range p.Capabilities {
 		tags = append(tags, capabilityTag+":"+c)
 	}

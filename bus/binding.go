@@ -80,10 +80,37 @@ func Decode(msg *nats.Msg, maxSize int) (*event.Event, error) {
 	return decodeBinary(msg)
 }
 
-func decodeStructured(body []byte) (*event.Event, error) {
+func decodeStructured(body []byte) (_ *event.Event, err error) {
+	// sdk-go's JSON reader panics on some inputs (data_base64 that is not
+	// a string, v2.16.2): refuse them instead of crashing the receiver.
+	defer func() {
+		if r := recover(); r != nil {
+			err = malformed("structured event: unreadable JSON event format")
+		}
+	}()
 	e := event.New()
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, malformed("structured event: %v", sanitize(err.Error()))
+	}
+	// The same rules as binary mode: sdk-go's reader validates nothing.
+	if e.SpecVersion() != event.CloudEventsVersionV1 {
+		return nil, malformed("specversion must be 1.0")
+	}
+	if err := e.Validate(); err != nil {
+		return nil, malformed("%v", sanitize(err.Error()))
+	}
+	for _, s := range []string{e.ID(), e.Source(), e.Type(), e.Subject(), e.DataSchema(), e.DataContentType()} {
+		if !utf8.ValidString(s) {
+			return nil, malformed("structured event: attribute is not UTF-8")
+		}
+	}
+	for name, v := range e.Extensions() {
+		if !validExtensionName(name) {
+			return nil, malformed("extension %q is not a CloudEvents attribute name", clip(name))
+		}
+		if s, ok := v.(string); ok && !utf8.ValidString(s) {
+			return nil, malformed("extension %q is not UTF-8", name)
+		}
 	}
 	return &e, nil
 }
@@ -97,6 +124,8 @@ func decodeBinary(msg *nats.Msg) (*event.Event, error) {
 		return nil, malformed("ce-specversion must be 1.0")
 	}
 	e := event.New(event.CloudEventsVersionV1)
+	ec := e.Context.(*event.EventContextV1)
+	var seen uint
 	for key, values := range msg.Header {
 		name, ok := cutPrefixFold(key, headerPrefix)
 		if !ok {
@@ -105,11 +134,21 @@ func decodeBinary(msg *nats.Msg) (*event.Event, error) {
 		if len(values) != 1 {
 			return nil, malformed("header %q repeated", clip(key))
 		}
+		// Header names are matched without case: "ce-id" and "CE-ID"
+		// name one attribute, and map order must not pick the value.
+		name = strings.ToLower(name)
+		if bit, core := coreHeaderBits[name]; core {
+			if seen&bit != 0 {
+				return nil, malformed("header %q repeated", clip(key))
+			}
+			seen |= bit
+		} else if _, dup := ec.Extensions[name]; dup {
+			return nil, malformed("header %q repeated", clip(key))
+		}
 		value, err := percentDecode(values[0])
 		if err != nil {
 			return nil, malformed("header %q: %v", clip(key), err)
 		}
-		name = strings.ToLower(name)
 		switch name {
 		case "specversion":
 		case "id":
@@ -146,10 +185,19 @@ func decodeBinary(msg *nats.Msg) (*event.Event, error) {
 	return &e, nil
 }
 
+var coreHeaderBits = map[string]uint{
+	"specversion": 1 << 0, "id": 1 << 1, "source": 1 << 2, "type": 1 << 3, "subject": 1 << 4,
+	"dataschema": 1 << 5, "datacontenttype": 1 << 6, "time": 1 << 7,
+}
+
 func header(msg *nats.Msg, name string) (string, error) {
 	for key, values := range msg.Header {
 		if n, ok := cutPrefixFold(key, headerPrefix); ok && strings.EqualFold(n, name) && len(values) > 0 {
-			return percentDecode(values[0])
+			v, err := percentDecode(values[0])
+			if err != nil {
+				return "", malformed("header %q: %v", clip(key), err)
+			}
+			return v, nil
 		}
 	}
 	return "", malformed("no ce-%s header (not a CloudEvent)", name)

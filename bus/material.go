@@ -53,7 +53,7 @@ func verificationMaterial(e *event.Event, signedExt []string) ([32]byte, error) 
 
 	h := sha256.New()
 	h.Write(seq[:])
-	exts := e.Extensions()
+	exts := extensionsOf(e)
 	for _, name := range signedExt { // 4.10, in the given order
 		value, ok := exts[name]
 		if !ok {
@@ -93,9 +93,9 @@ func parseSignedExtAttrs(value string) ([]string, error) {
 	for _, n := range names {
 		switch {
 		case !validExtensionName(n):
-			return nil, malformed("signedextattrs: %q is not an attribute name", n)
+			return nil, malformed("signedextattrs: %q is not an attribute name", clip(n))
 		case seen[n]:
-			return nil, malformed("signedextattrs: %q repeated", n)
+			return nil, malformed("signedextattrs: %q repeated", clip(n))
 		case coreAttributes[n]:
 			return nil, malformed("signedextattrs: %q is a core attribute", n)
 		case n == ExtDSSEMaterial || n == ExtSignedExtAttrs:

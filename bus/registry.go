@@ -74,3 +74,31 @@ func (r *StaticKeys) Key(_ context.Context, keyID, _ string) (Key, error) {
 	}
 	return k, nil
 }
+
+// SourceKeys trusts, for the listed sources only, whatever key an event
+// names: the signature is still checked against that key (integrity), but
+// identity rests on the server's ACLs. That is sound where only one
+// principal can publish on the subject (a client's private inbox and
+// eq.client.<name>.> accept only the orchestrator), and it is how a client
+// without the data dir reads its orchestrator's replies. Pin keys with
+// StaticKeys or StoreKeys where identity must come from the signature.
+type SourceKeys struct {
+	sources map[string]bool
+}
+
+// NewSourceKeys trusts the given sources' self-named keys.
+func NewSourceKeys(sources ...string) *SourceKeys {
+	m := make(map[string]bool, len(sources))
+	for _, s := range sources {
+		m[s] = true
+	}
+	return &SourceKeys{sources: m}
+}
+
+// Key implements KeyRegistry.
+func (r *SourceKeys) Key(_ context.Context, keyID, claimedSource string) (Key, error) {
+	if !r.sources[claimedSource] {
+		return Key{}, fmt.Errorf("%w: source %s is not trusted here", ErrUnknownSigner, claimedSource)
+	}
+	return NewKey(claimedSource, keyID)
+}

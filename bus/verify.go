@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -80,8 +79,9 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 	if err := validateRequired(e); err != nil {
 		return nil, err
 	}
+	exts := extensionsOf(e)
 	// Step 2: an event without dssematerial was not signed.
-	sealed, _ := e.Extensions()[ExtDSSEMaterial].(string)
+	sealed, _ := exts[ExtDSSEMaterial].(string)
 	if sealed == "" {
 		if v.cfg.allowUnsigned {
 			return v.checkFreshness(e, unverifiedCopy(e))
@@ -94,8 +94,8 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 		return nil, malformed("dssematerial is not base64")
 	}
 	// Step 4: a DSSE JSON envelope.
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
+	env, err := parseEnvelope(raw)
+	if err != nil {
 		return nil, malformed("dssematerial is not a DSSE envelope")
 	}
 	payload, err := base64.StdEncoding.DecodeString(env.Payload)
@@ -104,7 +104,8 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 	}
 	// Steps 1 and 5: DSSE verification, with signatures filtered to the
 	// keys we accept (those the registry knows).
-	key, err := v.verifyDSSE(ctx, env, payload, e.Source())
+	source := e.Source()
+	key, err := v.verifyDSSE(ctx, env, payload, source)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,8 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 		return nil, malformed("verification material is %d bytes, want 32", len(payload))
 	}
 	// Step 8.
-	signedExt, err := parseSignedExtAttrs(stringExtension(e, ExtSignedExtAttrs))
+	attrs, _ := exts[ExtSignedExtAttrs].(string)
+	signedExt, err := parseSignedExtAttrs(attrs)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +132,8 @@ func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, er
 		return nil, fmt.Errorf("%w: the event was modified after signing", ErrBadSignature)
 	}
 	// Equilateral: the key must belong to the source the event claims.
-	if key.Source != e.Source() {
-		return nil, fmt.Errorf("%w: key %.12s… belongs to %s, event claims %s", ErrSignerMismatch, key.ID, key.Source, e.Source())
+	if key.Source != source {
+		return nil, fmt.Errorf("%w: key %.12s… belongs to %s, event claims %s", ErrSignerMismatch, key.ID, key.Source, source)
 	}
 	// Step 11: only verified data goes on.
 	return v.checkFreshness(e, verifiedCopy(e, signedExt))
@@ -176,8 +178,9 @@ func (v *Verifier) verifyDSSE(ctx context.Context, env envelope, payload []byte,
 // checkFreshness applies the clock-skew bound and the replay window. It
 // runs last, so a forged event cannot burn a real event's id.
 func (v *Verifier) checkFreshness(original, out *event.Event) (*event.Event, error) {
+	source := original.Source()
 	if v.cfg.tenant != "" {
-		tenant, _, _ := protocol.ParseSource(original.Source()) // validated on entry
+		tenant, _, _ := protocol.ParseSource(source) // validated on entry
 		if tenant != v.cfg.tenant {
 			return nil, fmt.Errorf("%w: source is in another tenant", ErrSignerMismatch)
 		}
@@ -190,8 +193,8 @@ func (v *Verifier) checkFreshness(original, out *event.Event) (*event.Event, err
 	if d := now.Sub(t); d > v.cfg.skew || d < -v.cfg.skew {
 		return nil, ErrStale
 	}
-	if v.replay.seen(original.Source()+"\x00"+original.ID(), now) {
-		return nil, fmt.Errorf("%w: id %q from %s seen before", ErrReplay, clip(original.ID()), original.Source())
+	if v.replay.seen(source+"\x00"+original.ID(), now) {
+		return nil, fmt.Errorf("%w: id %q from %s seen before", ErrReplay, clip(original.ID()), source)
 	}
 	return out, nil
 }
@@ -223,12 +226,36 @@ func validateRequired(e *event.Event) error {
 // verifiedCopy builds the event handed on: core attributes, data, and the
 // signed extensions only.
 func verifiedCopy(e *event.Event, signedExt []string) *event.Event {
-	out := coreCopy(e)
-	exts := e.Extensions()
-	for _, name := range signedExt {
-		out.SetExtension(name, exts[name])
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		out := coreCopy(e)
+		exts := e.Extensions()
+		for _, name := range signedExt {
+			out.SetExtension(name, exts[name])
+		}
+		return out
 	}
-	return out
+	// The context is copied as it is: no setter re-parses the source or
+	// re-validates what Decode already checked. Pointer fields are shared
+	// with e; the sdk's setters replace them rather than write through.
+	out := *ec
+	if out.Subject != nil && *out.Subject == "" {
+		out.Subject = nil
+	}
+	if out.Time != nil && out.Time.Time.IsZero() {
+		out.Time = nil
+	}
+	if out.DataContentType != nil && *out.DataContentType == "" {
+		out.DataContentType = nil
+	}
+	out.Extensions = nil
+	if len(signedExt) > 0 {
+		out.Extensions = make(map[string]any, len(signedExt))
+		for _, name := range signedExt {
+			out.Extensions[name] = ec.Extensions[name]
+		}
+	}
+	return &event.Event{Context: &out, DataEncoded: e.DataEncoded}
 }
 
 // unverifiedCopy hands on an unsigned event whole (foundation level).
@@ -259,8 +286,17 @@ func coreCopy(e *event.Event) *event.Event {
 }
 
 func stringExtension(e *event.Event, name string) string {
-	s, _ := e.Extensions()[name].(string)
+	s, _ := extensionsOf(e)[name].(string)
 	return s
+}
+
+// extensionsOf is e's extension map, read-only and not copied: sdk-go's
+// Extensions() copies the map on every call.
+func extensionsOf(e *event.Event) map[string]any {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		return ec.Extensions
+	}
+	return e.Extensions()
 }
 
 // clip keeps attacker-chosen strings short in error messages.

@@ -52,6 +52,8 @@ Start with:
 		newTenantCommand(),
 		newAgentCommand(),
 		newClientCommand(),
+		newOrchestratorCommand(),
+		newTaskCommand(),
 	)
 	return root
 }

@@ -1,0 +1,207 @@
+// Package client submits tasks to an Equilateral orchestrator and follows
+// them: submit, get, list, cancel and watch, over signed CloudEvents with
+// the principal's own creds. The task commands of the CLI are built on it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// RefusedError is the orchestrator turning a request down. Message is
+// meant for people; RequestID finds the decision in the audit stream.
+type RefusedError struct {
+	protocol.Refused
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("refused (%s): %s [request id %s]", e.Reason, e.Message, e.RequestID)
+}
+
+// ErrNotFound matches a refusal for a task that does not exist (or is not
+// the caller's).
+var ErrNotFound = errors.New("client: no such task")
+
+// Is lets errors.Is(err, ErrNotFound) match a not_found refusal.
+func (e *RefusedError) Is(target error) bool {
+	return target == ErrNotFound && e.Reason == "not_found"
+}
+
+// Client is one principal (a client, or an agent submitting subtasks) of
+// one tenant. It is safe for concurrent use.
+type Client struct {
+	tenant string
+	name   string
+	conn   *bus.Conn
+}
+
+// New wraps a connection made with the principal's creds and inbox
+// prefix. Replies from the orchestrator are verified with keys.
+func New(nc *nats.Conn, tenant, name string, signer *bus.Signer, keys bus.KeyRegistry, opts ...bus.Option) (*Client, error) {
+	if err := protocol.ValidateName("tenant", tenant); err != nil {
+		return nil, err
+	}
+	if err := protocol.ValidateName("principal", name); err != nil {
+		return nil, err
+	}
+	conn, err := bus.NewConn(nc, signer, bus.NewVerifier(keys, bus.WithTenant(tenant)), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{tenant: tenant, name: name, conn: conn}, nil
+}
+
+// Source is this principal's event source.
+func (c *Client) Source() string { return protocol.Source(c.tenant, c.name) }
+
+func (c *Client) event(typ string, data any) (*event.Event, error) {
+	e := event.New()
+	e.SetID(nuid.Next())
+	e.SetSource(c.Source())
+	e.SetType(typ)
+	e.SetTime(time.Now())
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// call sends a request and decodes the reply of type want into out.
+func (c *Client) call(ctx context.Context, subject, typ, want string, req, out any) error {
+	e, err := c.event(typ, req)
+	if err != nil {
+		return err
+	}
+	reply, err := c.conn.Request(ctx, subject, e)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("client: no orchestrator is serving this tenant (%s)", subject)
+	}
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", subject, err)
+	}
+	switch reply.Type() {
+	case want:
+		if err := json.Unmarshal(reply.Data(), out); err != nil {
+			return fmt.Errorf("client: unreadable reply: %w", err)
+		}
+		return nil
+	case protocol.TypeTaskRefused:
+		var r protocol.Refused
+		if err := json.Unmarshal(reply.Data(), &r); err != nil {
+			return fmt.Errorf("client: unreadable refusal: %w", err)
+		}
+		return &RefusedError{r}
+	}
+	return fmt.Errorf("client: unexpected reply type %s", reply.Type())
+}
+
+// Submit asks for a task.
+func (c *Client) Submit(ctx context.Context, req protocol.SubmitRequest) (protocol.Accepted, error) {
+	var a protocol.Accepted
+	err := c.call(ctx, protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.TypeTaskAccepted, req, &a)
+	return a, err
+}
+
+// Get returns one of this principal's tasks.
+func (c *Client) Get(ctx context.Context, taskID string) (protocol.TaskView, error) {
+	var v protocol.TaskView
+	err := c.call(ctx, protocol.TasksGet, protocol.TypeTaskGet, protocol.TypeTaskView, protocol.TaskRef{TaskID: taskID}, &v)
+	return v, err
+}
+
+// Cancel cancels a task (and its subtasks) and returns it as it stands.
+func (c *Client) Cancel(ctx context.Context, taskID string) (protocol.TaskView, error) {
+	var v protocol.TaskView
+	err := c.call(ctx, protocol.TasksCancel, protocol.TypeTaskCancel, protocol.TypeTaskView, protocol.TaskRef{TaskID: taskID}, &v)
+	return v, err
+}
+
+// List returns this principal's tasks, newest first.
+func (c *Client) List(ctx context.Context, req protocol.ListRequest) ([]protocol.TaskView, error) {
+	var l protocol.Listing
+	err := c.call(ctx, protocol.TasksList, protocol.TypeTaskList, protocol.TypeTaskListing, req, &l)
+	return l.Tasks, err
+}
+
+// Update is one event about a watched task.
+type Update struct {
+	Type   string             // the event type (dispatched, progress, completed...)
+	View   *protocol.TaskView // set for state changes
+	Report *protocol.Report   // set for progress and partial results
+}
+
+// Watch delivers the task's events until it reaches a final state (which
+// it returns) or ctx ends. It subscribes before reading the current state,
+// so nothing between the two is missed.
+func (c *Client) Watch(ctx context.Context, taskID string, each func(Update)) (protocol.TaskView, error) {
+	updates := make(chan Update, 256)
+	sub, err := c.conn.Subscribe(protocol.ClientTask(c.name, taskID), bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
+		u := Update{Type: m.Event.Type()}
+		switch m.Event.Type() {
+		case protocol.TypeTaskProgress, protocol.TypeTaskPartial:
+			var r protocol.Report
+			if json.Unmarshal(m.Event.Data(), &r) == nil {
+				u.Report = &r
+			}
+		default:
+			var v protocol.TaskView
+			if json.Unmarshal(m.Event.Data(), &v) == nil {
+				u.View = &v
+			}
+		}
+		select {
+		case updates <- u:
+		default: // a watcher that cannot keep up loses progress, never the end
+		}
+	}))
+	if err != nil {
+		return protocol.TaskView{}, err
+	}
+	defer sub.Unsubscribe()
+	current, err := c.Get(ctx, taskID)
+	if err != nil {
+		return protocol.TaskView{}, err
+	}
+	if each != nil {
+		each(Update{Type: "current", View: &current})
+	}
+	if current.State.Final() {
+		return current, nil
+	}
+	poll := time.NewTicker(2 * time.Second) // covers a lost final event
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return current, ctx.Err()
+		case u := <-updates:
+			if each != nil {
+				each(u)
+			}
+			if u.View != nil {
+				current = *u.View
+				if current.State.Final() {
+					return current, nil
+				}
+			}
+		case <-poll.C:
+			v, err := c.Get(ctx, taskID)
+			if err == nil && v.State.Final() {
+				if each != nil {
+					each(Update{Type: "current", View: &v})
+				}
+				return v, nil
+			}
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/orchestrator"
+)
+
+func newOrchestratorCommand() *cobra.Command {
+	var (
+		dataDir string
+		server  string
+		jsonLog bool
+	)
+	cmd := &cobra.Command{
+		Use:   "orchestrator --data-dir DIR [--server URL]",
+		Short: "Route, persist and audit every tenant's tasks",
+		Long: `orchestrator serves every tenant of the data dir: it connects to NATS as each
+tenant's orchestrator user, takes tasks on eq.tasks.submit (verifying every
+signature), keeps their state in the tenant's JetStream, dispatches them to
+agents on eq.cap.<capability>, applies retries, deadlines and cancellation,
+and appends every decision to the tenant's audit stream. Tenants created
+while it runs are picked up within a second. Several replicas may run side
+by side; state is in JetStream, so a restarted one carries on.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir == "" {
+				return usageError{fmt.Errorf("--data-dir is required")}
+			}
+			store, err := auth.Open(dataDir)
+			if err != nil {
+				return err
+			}
+			var handler slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+			if jsonLog {
+				handler = slog.NewJSONHandler(os.Stderr, nil)
+			}
+			o, err := orchestrator.New(server, store, orchestrator.WithLogger(slog.New(handler)))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "orchestrator serving %s on %s\n", store.Dir(), server)
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
+	cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
+	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
+	return cmd
+}

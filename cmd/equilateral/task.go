@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// taskFlags are shared by the task commands: who you are (creds) and
+// where the server is, as with the nats CLI.
+type taskFlags struct {
+	creds   string
+	server  string
+	dataDir string
+	timeout time.Duration
+	json    bool
+}
+
+func (f *taskFlags) register(cmd *cobra.Command, timeout time.Duration) {
+	cmd.Flags().StringVar(&f.creds, "creds", os.Getenv("NATS_CREDS"), "your creds file (default $NATS_CREDS)")
+	cmd.Flags().StringVar(&f.server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "data dir, to verify the orchestrator's signatures against registered keys (otherwise the server's ACLs vouch for it)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", timeout, "how long to wait")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
+}
+
+// connect opens a client from the creds file: the tenant and name come
+// from the user JWT in it.
+func (f *taskFlags) connect() (*client.Client, func(), error) {
+	if f.creds == "" {
+		return nil, nil, usageError{errors.New("--creds is required (or set NATS_CREDS)")}
+	}
+	tenant, name, err := identity(f.creds, f.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(f.server,
+		nats.UserCredentials(f.creds),
+		nats.Name("equilateral-cli/"+name),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(name)),
+		nats.Timeout(5*time.Second),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w", f.server, err)
+	}
+	signer, err := bus.SignerFromCreds(f.creds)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	var keys bus.KeyRegistry = bus.NewSourceKeys(protocol.Source(tenant, auth.OrchestratorName))
+	if f.dataDir != "" {
+		store, err := auth.Open(f.dataDir)
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		if keys, err = bus.NewStoreKeys(store); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	c, err := client.New(nc, tenant, name, signer, keys)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return c, nc.Close, nil
+}
+
+// identity reads the principal's name and tenant from the user JWT in its
+// creds (the tenant:<name> tag), or the tenant from the data dir.
+func identity(credsFile, dataDir string) (tenant, name string, err error) {
+	contents, err := os.ReadFile(credsFile)
+	if err != nil {
+		return "", "", fmt.Errorf("read creds: %w", err)
+	}
+	token, err := jwt.ParseDecoratedJWT(contents)
+	if err != nil {
+		return "", "", fmt.Errorf("%s is not a creds file", credsFile)
+	}
+	claims, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return "", "", fmt.Errorf("%s holds no valid user JWT", credsFile)
+	}
+	name = claims.Name
+	if dataDir != "" {
+		store, err := auth.Open(dataDir)
+		if err != nil {
+			return "", "", err
+		}
+		tenants, err := store.Tenants()
+		if err != nil {
+			return "", "", err
+		}
+		for _, t := range tenants {
+			if t.AccountKey == claims.IssuerAccount {
+				return t.Name, name, nil
+			}
+		}
+		return "", "", fmt.Errorf("the creds belong to no tenant of %s", dataDir)
+	}
+	for _, tag := range claims.Tags {
+		if v, ok := strings.CutPrefix(tag, "tenant:"); ok {
+			return v, name, nil
+		}
+	}
+	return "", "", fmt.Errorf("cannot tell the tenant of %s: pass --data-dir", credsFile)
+}
+
+func newTaskCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "task",
+		Short: "Submit tasks and follow them (as a client, with your creds)",
+	}
+	cmd.AddCommand(newTaskSubmitCommand(), newTaskGetCommand(), newTaskWatchCommand(), newTaskCancelCommand(), newTaskListCommand())
+	return cmd
+}
+
+func newTaskSubmitCommand() *cobra.Command {
+	var (
+		flags       taskFlags
+		capability  string
+		data        string
+		idempotency string
+		deadline    time.Duration
+		wait        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "submit --creds FILE --capability C --data JSON|@file [--wait]",
+		Short: "Submit a task to an agent capability",
+		Long: `submit sends a signed task request to the orchestrator and prints the task id.
+With --wait it follows the task to its end and prints the result; the exit
+status is 0 only if the task completed. --data takes JSON, @FILE, or @- for
+standard input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			input, err := readData(data)
+			if err != nil {
+				return usageError{err}
+			}
+			c, closeConn, err := flags.connect()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			defer cancel()
+			acc, err := c.Submit(ctx, protocol.SubmitRequest{
+				Capability: capability, Input: input, IdempotencyKey: idempotency, Timeout: protocol.Duration(deadline),
+			})
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if flags.json {
+					return printJSON(cmd, acc)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), acc.TaskID)
+				return nil
+			}
+			return watchToEnd(cmd, c, ctx, acc.TaskID, flags.json)
+		},
+	}
+	flags.register(cmd, 10*time.Minute)
+	cmd.Flags().StringVar(&capability, "capability", "", "capability to run (required)")
+	cmd.Flags().StringVar(&data, "data", "null", "task input: JSON, @FILE or @-")
+	cmd.Flags().StringVar(&idempotency, "idempotency-key", "", "resubmitting with the same key returns the same task")
+	cmd.Flags().DurationVar(&deadline, "deadline", 0, "bound on the whole task (default: the capability's policy)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the result")
+	cmd.MarkFlagRequired("capability")
+	return cmd
+}
+
+func readData(s string) (json.RawMessage, error) {
+	var raw []byte
+	switch {
+	case s == "@-":
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	case strings.HasPrefix(s, "@"):
+		b, err := os.ReadFile(s[1:])
+		if err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+		raw = b
+	default:
+		raw = []byte(s)
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("--data is not valid JSON (quote strings: --data '\"text\"')")
+	}
+	return raw, nil
+}
+
+// watchToEnd follows a task and prints its events; the exit status says
+// whether it completed.
+func watchToEnd(cmd *cobra.Command, c *client.Client, ctx context.Context, taskID string, asJSON bool) error {
+	out := cmd.OutOrStdout()
+	final, err := c.Watch(ctx, taskID, func(u client.Update) {
+		if asJSON {
+			return
+		}
+		switch {
+		case u.Report != nil && u.Report.Message != "":
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s  progress: %s\n", taskID, u.Report.Message)
+		case u.Report != nil:
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s  partial: %s\n", taskID, u.Report.Output)
+		case u.View != nil:
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s  %s\n", taskID, u.View.State)
+		}
+	})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("task %s still %s after the --timeout; `equilateral task watch %s` follows it", taskID, final.State, taskID)
+		}
+		return err
+	}
+	if asJSON {
+		if err := printJSON(cmd, final); err != nil {
+			return err
+		}
+	} else if final.State == protocol.StateCompleted {
+		fmt.Fprintf(out, "%s\n", final.Output)
+	}
+	if final.State != protocol.StateCompleted {
+		return fmt.Errorf("task %s %s: %s", taskID, final.State, final.Error)
+	}
+	return nil
+}
+
+func newTaskGetCommand() *cobra.Command {
+	var flags taskFlags
+	cmd := &cobra.Command{
+		Use:   "get TASK_ID --creds FILE",
+		Short: "Show a task and its result",
+		Args:  exactlyOneTaskID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, closeConn, err := flags.connect()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			defer cancel()
+			v, err := c.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printTask(cmd, v, flags.json)
+		},
+	}
+	flags.register(cmd, 30*time.Second)
+	return cmd
+}
+
+func newTaskWatchCommand() *cobra.Command {
+	var flags taskFlags
+	cmd := &cobra.Command{
+		Use:   "watch TASK_ID --creds FILE",
+		Short: "Follow a task's progress until it ends",
+		Args:  exactlyOneTaskID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, closeConn, err := flags.connect()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			defer cancel()
+			return watchToEnd(cmd, c, ctx, args[0], flags.json)
+		},
+	}
+	flags.register(cmd, 10*time.Minute)
+	return cmd
+}
+
+func newTaskCancelCommand() *cobra.Command {
+	var flags taskFlags
+	cmd := &cobra.Command{
+		Use:   "cancel TASK_ID --creds FILE",
+		Short: "Cancel a task; its running handler and its subtasks are stopped",
+		Args:  exactlyOneTaskID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, closeConn, err := flags.connect()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			defer cancel()
+			v, err := c.Cancel(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printTask(cmd, v, flags.json)
+		},
+	}
+	flags.register(cmd, 30*time.Second)
+	return cmd
+}
+
+func newTaskListCommand() *cobra.Command {
+	var (
+		flags taskFlags
+		state string
+		limit int
+	)
+	cmd := &cobra.Command{
+		Use:   "list --creds FILE [--state S]",
+		Short: "List your tasks, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, closeConn, err := flags.connect()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			defer cancel()
+			tasks, err := c.List(ctx, protocol.ListRequest{State: protocol.State(state), Limit: limit})
+			if err != nil {
+				return err
+			}
+			if flags.json {
+				return printJSON(cmd, tasks)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TASK\tCAPABILITY\tSTATE\tATTEMPTS\tAGENT\tCREATED")
+			for _, t := range tasks {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", t.TaskID, t.Capability, t.State, t.Attempts, t.Agent, t.CreatedAt.Format(time.RFC3339))
+			}
+			return w.Flush()
+		},
+	}
+	flags.register(cmd, 30*time.Second)
+	cmd.Flags().StringVar(&state, "state", "", "only tasks in this state")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	return cmd
+}
+
+func printTask(cmd *cobra.Command, v protocol.TaskView, asJSON bool) error {
+	if asJSON {
+		return printJSON(cmd, v)
+	}
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "task\t%s\ncapability\t%s\nstate\t%s\nattempts\t%d\n", v.TaskID, v.Capability, v.State, v.Attempts)
+	if v.Agent != "" {
+		fmt.Fprintf(w, "agent\t%s\n", v.Agent)
+	}
+	if v.Parent != "" {
+		fmt.Fprintf(w, "parent\t%s\n", v.Parent)
+	}
+	if len(v.Subtasks) > 0 {
+		fmt.Fprintf(w, "subtasks\t%s\n", strings.Join(v.Subtasks, ", "))
+	}
+	if v.Error != "" {
+		fmt.Fprintf(w, "error\t%s\n", v.Error)
+	}
+	if len(v.Output) > 0 {
+		fmt.Fprintf(w, "output\t%s\n", v.Output)
+	}
+	fmt.Fprintf(w, "created\t%s\nupdated\t%s\n", v.CreatedAt.Format(time.RFC3339), v.UpdatedAt.Format(time.RFC3339))
+	return w.Flush()
+}
+
+func exactlyOneTaskID(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usageError{fmt.Errorf("want exactly one TASK_ID, got %d arguments", len(args))}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// echoAgent speaks the agent side of the protocol by hand (the agents SDK
+// is its own package): it answers every dispatch on its capability with
+// {"echo": input}.
+func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
+	t.Helper()
+	creds := filepath.Join(dataDir, "creds", tenant, name+".creds")
+	nc, err := nats.Connect(url, nats.UserCredentials(creds), nats.CustomInboxPrefix(protocol.InboxPrefix(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	store, err := auth.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := bus.NewStoreKeys(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := bus.SignerFromCreds(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := bus.NewConn(nc, signer, bus.NewVerifier(keys, bus.WithTenant(tenant)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(kind, typ string, r protocol.Report) {
+		e := event.New()
+		e.SetID(nuid.Next())
+		e.SetSource(protocol.Source(tenant, name))
+		e.SetType(typ)
+		e.SetTime(time.Now())
+		e.SetData(event.ApplicationJSON, r)
+		conn.Publish(context.Background(), protocol.AgentReport(name, kind), &e)
+	}
+	_, err = conn.QueueSubscribe(protocol.Capability(capability), capability, bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
+		var d protocol.Dispatch
+		json.Unmarshal(m.Event.Data(), &d)
+		report("running", protocol.TypeTaskRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt})
+		report("completed", protocol.TypeTaskCompleted, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt,
+			Output: json.RawMessage(`{"echo":` + string(d.Input) + `}`)})
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+}
+
+func TestCLITasks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir).ok(t)
+	url, _ := startServer(t, dir)
+	admin := func(args ...string) result { return run(t, append(args, "--data-dir", dir)...).ok(t) }
+	admin("tenant", "create", "acme", "--server", url)
+	admin("agent", "create", "--tenant", "acme", "--name", "coder", "--capability", "code")
+	admin("client", "create", "--tenant", "acme", "--name", "client")
+
+	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
+	if err := orch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { orch.Process.Kill(); orch.Wait() })
+	echoAgent(t, url, dir, "acme", "coder", "code")
+
+	creds := filepath.Join(dir, "creds", "acme", "client.creds")
+	var res result
+	// The orchestrator may still be starting: retry until it answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res = run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `"hi"`, "--wait", "--timeout", "10s")
+		if res.code == 0 || time.Now().After(deadline) || !strings.Contains(res.stderr, "no orchestrator") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res.code != 0 || strings.TrimSpace(res.stdout) != `{"echo":"hi"}` {
+		t.Fatalf("submit --wait: exit %d\nstdout %s\nstderr %s", res.code, res.stdout, res.stderr)
+	}
+
+	// Without --wait: the id, then get and list find it.
+	id := strings.TrimSpace(run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `{"n":1}`).ok(t).stdout)
+	watched := run(t, "task", "watch", id, "--creds", creds, "--server", url, "--json").ok(t)
+	var v protocol.TaskView
+	if err := json.Unmarshal([]byte(watched.stdout), &v); err != nil || v.State != protocol.StateCompleted {
+		t.Fatalf("watch: %v %s", err, watched.stdout)
+	}
+	got := run(t, "task", "get", id, "--creds", creds, "--server", url).ok(t)
+	if !strings.Contains(got.stdout, "completed") || !strings.Contains(got.stdout, `{"echo":{"n":1}}`) {
+		t.Fatalf("get:\n%s", got.stdout)
+	}
+	list := run(t, "task", "list", "--creds", creds, "--server", url).ok(t)
+	if !strings.Contains(list.stdout, id) {
+		t.Fatalf("list lacks %s:\n%s", id, list.stdout)
+	}
+
+	// Refusals are clear, carry a request id, and exit non-zero.
+	bad := run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "nope", "--data", "1")
+	if bad.code != 1 || !strings.Contains(bad.stderr, "unknown_capability") || !strings.Contains(bad.stderr, "request id") {
+		t.Fatalf("unknown capability: exit %d, %s", bad.code, bad.stderr)
+	}
+	missing := run(t, "task", "get", "nosuchtask", "--creds", creds, "--server", url)
+	if missing.code != 1 || !strings.Contains(missing.stderr, "not_found") {
+		t.Fatalf("unknown task: exit %d, %s", missing.code, missing.stderr)
+	}
+	garbage := run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", "{oops")
+	if garbage.code != 2 || !strings.Contains(garbage.stderr, "not valid JSON") {
+		t.Fatalf("bad JSON: exit %d, %s", garbage.code, garbage.stderr)
+	}
+}
