@@ -28,6 +28,16 @@ type Principal struct {
 	PublicKey    string     `json:"public_key"`
 	CreatedAt    time.Time  `json:"created_at"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	// RetiredKeys are the keys rotation replaced, oldest first. They are
+	// revoked; they are kept so that events they signed before they retired
+	// (audit records) can still be verified offline.
+	RetiredKeys []RetiredKey `json:"retired_keys,omitempty"`
+}
+
+// RetiredKey is a public key a principal no longer uses, and since when.
+type RetiredKey struct {
+	PublicKey string    `json:"public_key"`
+	RetiredAt time.Time `json:"retired_at"`
 }
 
 // Revoked reports whether the principal's current key is revoked.
@@ -300,13 +310,20 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	if err := writeFileAtomic(credsFile, creds, secretPerm); err != nil {
 		return Principal{}, fmt.Errorf("auth: write creds: %w", err)
 	}
-	if err := s.publishRevocation(ctx, tenant, p.PublicKey, time.Now().UTC(), pub); err != nil {
+	now := time.Now().UTC()
+	if err := s.publishRevocation(ctx, tenant, p.PublicKey, now, pub); err != nil {
 		undo := os.Remove(credsFile)
 		if readErr == nil {
 			undo = writeFileAtomic(credsFile, previous, secretPerm)
 		}
 		return Principal{}, errors.Join(err, undo)
 	}
+	// A key revoked earlier retired then, not now.
+	retiredAt := now
+	if p.RevokedAt != nil {
+		retiredAt = *p.RevokedAt
+	}
+	p.RetiredKeys = append(p.RetiredKeys, RetiredKey{PublicKey: p.PublicKey, RetiredAt: retiredAt})
 	p.PublicKey = userPub
 	p.RevokedAt = nil
 	if err := s.savePrincipal(p); err != nil {

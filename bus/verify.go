@@ -28,6 +28,7 @@ type verifyConfig struct {
 	skew          time.Duration
 	tenant        string
 	allowUnsigned bool
+	noFreshness   bool
 	now           func() time.Time
 }
 
@@ -56,6 +57,14 @@ func WithTenant(tenant string) VerifyOption {
 // foundation security level). Signed events are still verified.
 func WithUnsignedAllowed() VerifyOption {
 	return verifyOptionFunc(func(c *verifyConfig) { c.allowUnsigned = true })
+}
+
+// WithoutFreshness skips the clock-skew bound and the replay window, and
+// nothing else: for re-verifying recorded events offline (the audit
+// stream), where every event is old and the same event may be recorded
+// more than once. Never use it for live traffic.
+func WithoutFreshness() VerifyOption {
+	return verifyOptionFunc(func(c *verifyConfig) { c.noFreshness = true })
 }
 
 // WithClock replaces time.Now (tests).
@@ -184,6 +193,9 @@ func (v *Verifier) checkFreshness(original, out *event.Event) (*event.Event, err
 		if tenant != v.cfg.tenant {
 			return nil, fmt.Errorf("%w: source is in another tenant", ErrSignerMismatch)
 		}
+	}
+	if v.cfg.noFreshness {
+		return out, nil
 	}
 	now := v.cfg.now()
 	t := original.Time()
