@@ -195,6 +195,7 @@ func (c *Conn) QueueSubscribe(subject, queue string, h Handler) (*nats.Subscript
 }
 
 func (c *Conn) dispatch(h Handler) nats.MsgHandler {
+	verifier := c.verifier.withOwnReplayWindow()
 	return func(msg *nats.Msg) {
 		ctx := context.Background()
 		e, decodeErr := Decode(msg, c.cfg.maxSize)
@@ -207,7 +208,7 @@ func (c *Conn) dispatch(h Handler) nats.MsgHandler {
 			return
 		}
 		span.SetAttributes(eventAttributes(semconv.MessagingOperationTypeProcess, msg.Subject, e, len(msg.Data))...)
-		verified, err := c.verifier.Verify(ctx, e)
+		verified, err := verifier.Verify(ctx, e)
 		if err != nil {
 			c.refuse(ctx, msg, err)
 			endSpan(span, err)

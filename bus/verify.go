@@ -81,6 +81,13 @@ func NewVerifier(keys KeyRegistry, opts ...VerifyOption) *Verifier {
 	return &Verifier{keys: keys, cfg: cfg, replay: newReplayGuard(2*cfg.skew, cfg.now())}
 }
 
+// withOwnReplayWindow is the same verifier with a replay window of its
+// own: one message delivered to two subscriptions of a process is not a
+// replay, so each subscription keeps its own.
+func (v *Verifier) withOwnReplayWindow() *Verifier {
+	return &Verifier{keys: v.keys, cfg: v.cfg, replay: newReplayGuard(2*v.cfg.skew, v.cfg.now())}
+}
+
 // Verify checks e and returns a new event holding only verified data: the
 // core attributes, the data, and exactly the signed extensions (spec:
 // "never a mixture of both"). Errors match the sentinels in errors.go.

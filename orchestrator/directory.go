@@ -18,6 +18,7 @@ type directory struct {
 	loadedAt     time.Time
 	roles        map[string]auth.Role
 	capabilities map[string]bool
+	serving      map[string]bool // "<agent>/<capability>"
 }
 
 func newDirectory(store *auth.Store, tenant string) *directory {
@@ -34,6 +35,7 @@ func (d *directory) refresh(force bool) {
 	}
 	roles := map[string]auth.Role{}
 	caps := map[string]bool{}
+	serving := map[string]bool{}
 	for _, p := range principals {
 		if p.Revoked() {
 			continue
@@ -41,9 +43,10 @@ func (d *directory) refresh(force bool) {
 		roles[p.Name] = p.Role
 		for _, c := range p.Capabilities {
 			caps[c] = true
+			serving[p.Name+"/"+c] = true
 		}
 	}
-	d.roles, d.capabilities, d.loadedAt = roles, caps, time.Now()
+	d.roles, d.capabilities, d.serving, d.loadedAt = roles, caps, serving, time.Now()
 }
 
 // role returns a principal's role.
@@ -68,4 +71,12 @@ func (d *directory) hasCapability(c string) bool {
 		d.refresh(true)
 	}
 	return d.capabilities[c]
+}
+
+// serves reports whether agent holds capability c.
+func (d *directory) serves(agent, c string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refresh(false)
+	return d.serving[agent+"/"+c]
 }

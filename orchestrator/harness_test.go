@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
 	"github.com/equilateral-agents/equilateral/bus"
@@ -81,7 +82,10 @@ func (h *harness) conn(tenant, name, creds string) *bus.Conn {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	c, err := bus.NewConn(nc, signer, bus.NewVerifier(h.keys, bus.WithTenant(tenant)))
+	c, err := bus.NewConn(nc, signer, bus.NewVerifier(h.keys, bus.WithTenant(tenant)),
+		bus.WithRefusalHandler(func(_ context.Context, msg *nats.Msg, err error) {
+			h.t.Logf("%s refused a message on %s: %v", name, msg.Subject, err)
+		}))
 	if err != nil {
 		h.t.Fatal(err)
 	}

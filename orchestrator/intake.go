@@ -29,6 +29,9 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		t.refuse(ctx, m, reasonMalformed, err.Error())
 		return
 	}
+	if req.Flow != nil && req.Capability == "" {
+		req.Capability = protocol.CapabilityFlow
+	}
 	if err := protocol.ValidateName("capability", req.Capability); err != nil {
 		t.refuse(ctx, m, reasonMalformed, err.Error())
 		return
@@ -38,9 +41,26 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		t.refuse(ctx, m, reasonForbidden, "unknown or revoked principal")
 		return
 	}
-	if !t.dir.hasCapability(req.Capability) {
-		t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", req.Capability))
-		return
+	capabilities := []string{req.Capability}
+	if req.Capability == protocol.CapabilityFlow || req.Flow != nil {
+		if req.Capability != protocol.CapabilityFlow || req.Flow == nil {
+			t.refuse(ctx, m, reasonMalformed, `a flow needs capability "flow" and a flow definition`)
+			return
+		}
+		if err := protocol.ValidateFlow(req.Flow); err != nil {
+			t.refuse(ctx, m, reasonMalformed, "flow: "+err.Error())
+			return
+		}
+		capabilities = capabilities[:0]
+		for _, s := range req.Flow.Steps {
+			capabilities = append(capabilities, s.Capability)
+		}
+	}
+	for _, c := range capabilities {
+		if !t.dir.hasCapability(c) {
+			t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
+			return
+		}
 	}
 	if len(req.Input) == 0 {
 		req.Input = []byte("null")
@@ -86,6 +106,19 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 			return
 		}
 	}
+	if req.Flow != nil {
+		task.Flow = req.Flow
+		task.FlowInput = req.Input
+		task.Input = nil
+		if err := t.startFlow(ctx, task); err != nil {
+			t.refuse(ctx, m, reasonUnavailable, "could not record the flow; try again")
+			t.log.ErrorContext(ctx, "flow not stored", "error", err)
+			return
+		}
+		t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
+		t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: protocol.StateRunning})
+		return
+	}
 	if err := t.store.create(ctx, task); err != nil {
 		t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
 		t.log.ErrorContext(ctx, "task not stored", "error", err)
@@ -114,10 +147,15 @@ func (t *tenant) checkParent(ctx context.Context, submitter, parentID string) er
 	if err != nil {
 		return fmt.Errorf("parent task unavailable")
 	}
-	if parent.Agent != submitter || parent.State != protocol.StateRunning {
-		return fmt.Errorf("only the agent running task %s may submit its subtasks", clip(parentID))
+	switch {
+	case parent.State == protocol.StateRunning && parent.Agent == submitter:
+		return nil
+	case parent.State == protocol.StateDispatched && t.dir.serves(submitter, parent.Capability):
+		// The agent's "running" report may still be on its way: reports and
+		// submits travel on different subjects, in no common order.
+		return nil
 	}
-	return nil
+	return fmt.Errorf("only the agent running task %s may submit its subtasks", clip(parentID))
 }
 
 // answerDuplicate replies to a resubmit with the task its key names.

@@ -182,6 +182,18 @@ func (t *tenant) recordTransition(ctx context.Context, task *Task, reason string
 	}
 	t.audit.record(ctx, auditEntry{decision: decision, reason: reason, taskID: task.ID, event: event})
 	t.notify(ctx, task)
+	if task.State.Final() && task.Parent != "" {
+		t.childFinished(ctx, task)
+	}
+}
+
+// childFinished moves a flow on when one of its steps ends.
+func (t *tenant) childFinished(ctx context.Context, child *Task) {
+	parent, _, err := t.store.get(ctx, child.Parent)
+	if err != nil || parent.Flow == nil {
+		return
+	}
+	t.advanceFlow(ctx, parent.ID)
 }
 
 // notify tells the submitter where its task stands: a client on

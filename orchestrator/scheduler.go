@@ -32,6 +32,7 @@ type timing struct {
 	nextAttemptAt   time.Time
 	attemptDeadline time.Time
 	deadline        time.Time
+	flow            bool
 }
 
 func startScheduler(ctx context.Context, t *tenant) (*scheduler, error) {
@@ -87,6 +88,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		nextAttemptAt:   task.NextAttemptAt,
 		attemptDeadline: task.AttemptDeadline,
 		deadline:        task.Deadline,
+		flow:            task.Flow != nil,
 	}
 }
 
@@ -107,6 +109,8 @@ func (s *scheduler) loop(ctx context.Context) {
 					s.t.dispatch(ctx, id)
 				case dueAttemptExpired:
 					s.t.attemptExpired(ctx, id)
+				case dueFlowCheck:
+					s.t.flowCheck(ctx, id)
 				}
 			}
 		}
@@ -119,6 +123,7 @@ const (
 	dueDispatch dueKind = iota + 1
 	dueAttemptExpired
 	dueTimeout
+	dueFlowCheck
 )
 
 // due lists what needs doing now.
@@ -130,6 +135,10 @@ func (s *scheduler) due(now time.Time) map[string]dueKind {
 		switch {
 		case !tm.deadline.IsZero() && now.After(tm.deadline):
 			out[id] = dueTimeout
+		case tm.flow:
+			if !tm.attemptDeadline.IsZero() && now.After(tm.attemptDeadline) {
+				out[id] = dueFlowCheck
+			}
 		case tm.state == protocol.StateSubmitted && !now.Before(tm.nextAttemptAt):
 			out[id] = dueDispatch
 		case (tm.state == protocol.StateDispatched || tm.state == protocol.StateRunning) &&

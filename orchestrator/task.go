@@ -35,6 +35,12 @@ type Task struct {
 	Output json.RawMessage `json:"output,omitempty"`
 	Error  string          `json:"error,omitempty"`
 
+	// A flow task runs its steps as subtasks, one after another.
+	Flow        *protocol.Flow             `json:"flow,omitempty"`
+	FlowInput   json.RawMessage            `json:"flow_input,omitempty"`
+	FlowStep    int                        `json:"flow_step,omitempty"` // index of the current step
+	FlowOutputs map[string]json.RawMessage `json:"flow_outputs,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

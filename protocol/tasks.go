@@ -77,6 +77,9 @@ type SubmitRequest struct {
 	Timeout Duration `json:"timeout,omitempty"`
 	// Parent is set by an agent submitting a subtask of the task it runs.
 	Parent string `json:"parent,omitempty"`
+	// Flow, when set, makes this a flow: Capability must be "flow" and
+	// Input is the flow's input.
+	Flow *Flow `json:"flow,omitempty"`
 }
 
 // Accepted is the reply to a submit.
@@ -171,3 +174,26 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// Flow is a declarative chain of steps run by the orchestrator: each step
+// is a task for a capability, its input built from the flow's input and
+// earlier steps' outputs. In a step's input, a string that is exactly
+// "${input}" is replaced by the flow's input and "${steps.<name>.output}"
+// by that step's output (a trailing ".field" path selects inside it).
+type Flow struct {
+	Name  string     `json:"name" yaml:"name"`
+	Steps []FlowStep `json:"steps" yaml:"steps"`
+}
+
+// FlowStep is one step of a Flow.
+type FlowStep struct {
+	Name       string `json:"name" yaml:"name"`
+	Capability string `json:"capability" yaml:"capability"`
+	// Input is any JSON value; references are substituted. Empty means
+	// the previous step's output (the flow's input for the first step).
+	Input   any      `json:"input,omitempty" yaml:"input,omitempty"`
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+}
+
+// CapabilityFlow marks a task that runs a Flow rather than an agent.
+const CapabilityFlow = "flow"

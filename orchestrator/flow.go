@@ -1,0 +1,239 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Flows run in the orchestrator: the flow is a task whose steps are
+// subtasks, started one after another as each completes. Every step of
+// progress is a compare-and-set on the flow's record and step ids are
+// derived from the flow's, so a replica or a restart picks up a flow where
+// it stood, and a step is never started twice.
+
+// flowRecheck is how often the scheduler looks at a running flow, in case
+// the orchestrator that finished a step died before moving the flow on.
+const flowRecheck = time.Second
+
+func flowStepID(flowID, step string) string { return flowID + "-" + step }
+
+// startFlow records a new flow and starts its first step.
+func (t *tenant) startFlow(ctx context.Context, task *Task) error {
+	task.State = protocol.StateRunning
+	task.Attempt = 1
+	task.FlowOutputs = map[string]json.RawMessage{}
+	task.AttemptDeadline = time.Now().Add(flowRecheck)
+	if err := t.store.create(ctx, task); err != nil {
+		return err
+	}
+	t.advanceFlow(ctx, task.ID)
+	return nil
+}
+
+// advanceFlow moves a flow on from wherever it stands: start the current
+// step if it does not exist, record its result when it ends, then start
+// the next step or finish the flow.
+func (t *tenant) advanceFlow(ctx context.Context, flowID string) {
+	for {
+		flow, _, err := t.store.get(ctx, flowID)
+		if err != nil || flow.Flow == nil || flow.State.Final() {
+			return
+		}
+		step := flow.Flow.Steps[flow.FlowStep]
+		stepID := flowStepID(flow.ID, step.Name)
+		child, _, err := t.store.get(ctx, stepID)
+		if errors.Is(err, errNotFound) {
+			t.startFlowStep(ctx, flow, step)
+			return
+		}
+		if err != nil || !child.State.Final() {
+			return
+		}
+		last := flow.FlowStep == len(flow.Flow.Steps)-1
+		updated, err := t.store.update(ctx, flowID, func(f *Task) error {
+			if f.State.Final() || f.FlowStep != flow.FlowStep {
+				return errSkip
+			}
+			if child.State != protocol.StateCompleted {
+				f.State = protocol.StateFailed
+				f.Error = fmt.Sprintf("step %s %s: %s", step.Name, child.State, child.Error)
+				f.AttemptDeadline = time.Time{}
+				return nil
+			}
+			if f.FlowOutputs == nil {
+				f.FlowOutputs = map[string]json.RawMessage{}
+			}
+			f.FlowOutputs[step.Name] = child.Output
+			if last {
+				f.State = protocol.StateCompleted
+				f.Output = child.Output
+				f.AttemptDeadline = time.Time{}
+				return nil
+			}
+			f.FlowStep++
+			return nil
+		})
+		if errors.Is(err, errSkip) {
+			continue // someone else moved it: look again
+		}
+		if err != nil {
+			t.log.WarnContext(ctx, "flow not advanced", "task", flowID, "error", err)
+			return
+		}
+		if updated.State.Final() {
+			t.recordTransition(ctx, updated, updated.Error, nil)
+			return
+		}
+	}
+}
+
+// startFlowStep creates and dispatches the subtask of one step.
+func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.FlowStep) {
+	input, err := flowInput(flow, step)
+	if err != nil {
+		t.failFlow(ctx, flow.ID, fmt.Sprintf("step %s: %v", step.Name, err))
+		return
+	}
+	now := time.Now().UTC()
+	policy := t.cfg.policy(step.Capability)
+	deadline := flow.Deadline
+	if step.Timeout > 0 {
+		deadline = minTime(deadline, now.Add(time.Duration(step.Timeout)))
+	}
+	child := &Task{
+		ID:            flowStepID(flow.ID, step.Name),
+		Capability:    step.Capability,
+		Input:         input,
+		Submitter:     flow.Submitter,
+		Parent:        flow.ID,
+		TraceParent:   flow.TraceParent,
+		State:         protocol.StateSubmitted,
+		MaxAttempts:   max(policy.MaxAttempts, 1),
+		NextAttemptAt: now,
+		Deadline:      deadline,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}
+	if err := t.store.create(ctx, child); err != nil {
+		return // exists already (another replica started it) or unavailable: the recheck retries
+	}
+	_, err = t.store.update(ctx, flow.ID, func(f *Task) error {
+		if slices.Contains(f.Subtasks, child.ID) {
+			return errSkip
+		}
+		f.Subtasks = append(f.Subtasks, child.ID)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errSkip) {
+		t.log.WarnContext(ctx, "flow step not linked", "task", flow.ID, "step", step.Name, "error", err)
+	}
+	t.audit.record(ctx, auditEntry{decision: decisionAccepted, reason: "flow step " + step.Name, taskID: child.ID})
+	t.notify(ctx, child)
+	t.dispatch(ctx, child.ID)
+}
+
+func (t *tenant) failFlow(ctx context.Context, flowID, why string) {
+	task, err := t.store.update(ctx, flowID, func(f *Task) error {
+		if f.State.Final() {
+			return errSkip
+		}
+		f.State = protocol.StateFailed
+		f.Error = why
+		f.AttemptDeadline = time.Time{}
+		return nil
+	})
+	if err == nil {
+		t.recordTransition(ctx, task, why, nil)
+	}
+}
+
+// flowCheck is the scheduler's periodic look at a running flow.
+func (t *tenant) flowCheck(ctx context.Context, flowID string) {
+	_, err := t.store.update(ctx, flowID, func(f *Task) error {
+		if f.State.Final() || time.Now().Before(f.AttemptDeadline) {
+			return errSkip
+		}
+		f.AttemptDeadline = time.Now().Add(flowRecheck)
+		return nil
+	})
+	if err != nil {
+		return // another replica has it, or it ended
+	}
+	t.advanceFlow(ctx, flowID)
+}
+
+// flowInput builds a step's input: references replaced by the flow's input
+// or earlier outputs; no input means the previous step's output.
+func flowInput(flow *Task, step protocol.FlowStep) (json.RawMessage, error) {
+	if step.Input == nil {
+		if flow.FlowStep == 0 {
+			return flow.FlowInput, nil
+		}
+		return flow.FlowOutputs[flow.Flow.Steps[flow.FlowStep-1].Name], nil
+	}
+	resolved, err := substitute(step.Input, func(source string, path []string) (any, error) {
+		raw := flow.FlowInput
+		if source != "input" {
+			out, ok := flow.FlowOutputs[source]
+			if !ok {
+				return nil, fmt.Errorf("step %s has no output", source)
+			}
+			raw = out
+		}
+		var v any
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, err
+			}
+		}
+		for _, field := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s has no field %q", source, field)
+			}
+			v = m[field]
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resolved)
+}
+
+func substitute(v any, lookup func(string, []string) (any, error)) (any, error) {
+	switch x := v.(type) {
+	case string:
+		if source, path, ok := protocol.FlowReference(x); ok {
+			return lookup(source, path)
+		}
+		return x, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := substitute(e, lookup)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r, err := substitute(e, lookup)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
+		}
+		return out, nil
+	}
+	return v, nil
+}
