@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
@@ -140,19 +142,40 @@ func newTaskSubmitCommand() *cobra.Command {
 		idempotency string
 		deadline    time.Duration
 		wait        bool
+		flowFile    string
 	)
 	cmd := &cobra.Command{
-		Use:   "submit --creds FILE --capability C --data JSON|@file [--wait]",
-		Short: "Submit a task to an agent capability",
+		Use:   "submit --creds FILE (--capability C | --flow FILE) --data JSON|@file [--wait]",
+		Short: "Submit a task to an agent capability, or a declarative flow",
 		Long: `submit sends a signed task request to the orchestrator and prints the task id.
 With --wait it follows the task to its end and prints the result; the exit
 status is 0 only if the task completed. --data takes JSON, @FILE, or @- for
-standard input.`,
+standard input.
+
+--flow FILE submits a declarative flow (YAML): named steps, each a task for a
+capability, run one after another by the orchestrator, each step's input
+taken from the flow's input and earlier outputs. See
+examples/flows/plan-code-review.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			input, err := readData(data)
 			if err != nil {
 				return usageError{err}
+			}
+			req := protocol.SubmitRequest{
+				Capability: capability, Input: input, IdempotencyKey: idempotency, Timeout: protocol.Duration(deadline),
+			}
+			switch {
+			case flowFile != "" && capability != "":
+				return usageError{errors.New("give --capability or --flow, not both")}
+			case flowFile != "":
+				flow, err := readFlow(flowFile)
+				if err != nil {
+					return usageError{err}
+				}
+				req.Capability, req.Flow = protocol.CapabilityFlow, flow
+			case capability == "":
+				return usageError{errors.New("--capability or --flow is required")}
 			}
 			c, closeConn, err := flags.connect()
 			if err != nil {
@@ -161,9 +184,7 @@ standard input.`,
 			defer closeConn()
 			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
 			defer cancel()
-			acc, err := c.Submit(ctx, protocol.SubmitRequest{
-				Capability: capability, Input: input, IdempotencyKey: idempotency, Timeout: protocol.Duration(deadline),
-			})
+			acc, err := c.Submit(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -178,13 +199,31 @@ standard input.`,
 		},
 	}
 	flags.register(cmd, 10*time.Minute)
-	cmd.Flags().StringVar(&capability, "capability", "", "capability to run (required)")
+	cmd.Flags().StringVar(&capability, "capability", "", "capability to run")
+	cmd.Flags().StringVar(&flowFile, "flow", "", "run a declarative flow from this YAML file instead")
 	cmd.Flags().StringVar(&data, "data", "null", "task input: JSON, @FILE or @-")
 	cmd.Flags().StringVar(&idempotency, "idempotency-key", "", "resubmitting with the same key returns the same task")
 	cmd.Flags().DurationVar(&deadline, "deadline", 0, "bound on the whole task (default: the capability's policy)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the result")
-	cmd.MarkFlagRequired("capability")
 	return cmd
+}
+
+// readFlow reads and checks a flow file.
+func readFlow(path string) (*protocol.Flow, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--flow: %w", err)
+	}
+	var flow protocol.Flow
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&flow); err != nil {
+		return nil, fmt.Errorf("--flow %s: %v", path, err)
+	}
+	if err := protocol.ValidateFlow(&flow); err != nil {
+		return nil, fmt.Errorf("--flow %s: %v", path, err)
+	}
+	return &flow, nil
 }
 
 func readData(s string) (json.RawMessage, error) {

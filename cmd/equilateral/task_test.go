@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -126,5 +127,24 @@ func TestCLITasks(t *testing.T) {
 	garbage := run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", "{oops")
 	if garbage.code != 2 || !strings.Contains(garbage.stderr, "not valid JSON") {
 		t.Fatalf("bad JSON: exit %d, %s", garbage.code, garbage.stderr)
+	}
+}
+
+func TestReadFlowExample(t *testing.T) {
+	flow, err := readFlow(filepath.Join("..", "..", "examples", "flows", "plan-code-review.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flow.Steps) != 3 || flow.Steps[2].Capability != "review" {
+		t.Fatalf("flow %+v", flow)
+	}
+	in, _ := flow.Steps[2].Input.(map[string]any)
+	if in["code"] != "${steps.code.output}" {
+		t.Fatalf("review input %v", flow.Steps[2].Input)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("steps:\n  - name: a\n    capability: x\n    input: ${steps.b.output}\n"), 0o600)
+	if _, err := readFlow(bad); err == nil || !strings.Contains(err.Error(), "not an earlier step") {
+		t.Fatalf("forward reference: %v", err)
 	}
 }
