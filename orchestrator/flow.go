@@ -166,6 +166,7 @@ func (t *tenant) flowCheck(ctx context.Context, flowID string) {
 		return // another replica has it, or it ended
 	}
 	t.advanceFlow(ctx, flowID)
+	t.advanceGate(ctx, flowID)
 }
 
 // flowInput builds a step's input: references replaced by the flow's input

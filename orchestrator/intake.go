@@ -65,6 +65,14 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	if len(req.Input) == 0 {
 		req.Input = []byte("null")
 	}
+	if t.limiter != nil && !t.limiter.Allow() {
+		t.refuse(ctx, m, reasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
+		return
+	}
+	if limit := t.policy.MaxConcurrent; limit > 0 && t.sched.activeCount() >= limit {
+		t.refuse(ctx, m, reasonOverCapacity, fmt.Sprintf("the tenant has %d unfinished tasks, its limit; retry when some end", limit))
+		return
+	}
 
 	now := time.Now().UTC()
 	policy := t.cfg.policy(req.Capability)

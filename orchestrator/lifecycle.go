@@ -190,10 +190,13 @@ func (t *tenant) recordTransition(ctx context.Context, task *Task, reason string
 // childFinished moves a flow on when one of its steps ends.
 func (t *tenant) childFinished(ctx context.Context, child *Task) {
 	parent, _, err := t.store.get(ctx, child.Parent)
-	if err != nil || parent.Flow == nil {
-		return
+	switch {
+	case err != nil:
+	case parent.Flow != nil:
+		t.advanceFlow(ctx, parent.ID)
+	case parent.GateTask == child.ID:
+		t.advanceGate(ctx, parent.ID)
 	}
-	t.advanceFlow(ctx, parent.ID)
 }
 
 // notify tells the submitter where its task stands: a client on
@@ -203,7 +206,7 @@ func (t *tenant) notify(ctx context.Context, task *Task) {
 	view := task.view()
 	var err error
 	if task.SubmitterIsAgent {
-		if !task.State.Final() {
+		if !task.State.Final() || task.IsGate {
 			return
 		}
 		err = t.bus.Publish(ctx, protocol.ControlSubtask(task.Submitter), t.newEvent(protocol.TypeSubtaskFinished, task.ID, view))

@@ -33,6 +33,7 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	policies       map[string]RetryPolicy
 	defaultPolicy  RetryPolicy
+	tenantPolicies *PolicyFile
 	resultTTL      time.Duration
 	auditMaxAge    time.Duration
 	discoverEvery  time.Duration
@@ -62,6 +63,12 @@ func WithRetryPolicy(capability string, p RetryPolicy) Option {
 // WithDefaultRetryPolicy sets the policy of capabilities without their own.
 func WithDefaultRetryPolicy(p RetryPolicy) Option {
 	return optionFunc(func(c *config) { c.defaultPolicy = p })
+}
+
+// WithPolicies sets tenant policies: rate limits, concurrency bounds and
+// output gates.
+func WithPolicies(p *PolicyFile) Option {
+	return optionFunc(func(c *config) { c.tenantPolicies = p })
 }
 
 // WithResultTTL sets how long finished tasks and their results are kept

@@ -36,3 +36,42 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	}
 	return min(d, p.MaxBackoff)
 }
+
+// TenantPolicy bounds what a tenant may ask of the orchestrator.
+type TenantPolicy struct {
+	// RatePerSecond and Burst bound accepted submissions (0: no bound).
+	// Each replica applies the bound to what it receives.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
+	// MaxConcurrent bounds the tenant's unfinished tasks (0: no bound).
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// Capabilities holds per-capability rules.
+	Capabilities map[string]CapabilityPolicy `yaml:"capabilities"`
+}
+
+// CapabilityPolicy holds the rules of one capability.
+type CapabilityPolicy struct {
+	// Gate names a capability that must approve this capability's results
+	// before they are released (the reviewer gate). The gate task gets
+	// {"capability", "input", "output"} and answers {"approved": bool,
+	// "findings": [...]}; a rejection fails the task with the findings.
+	Gate string `yaml:"gate"`
+}
+
+// PolicyFile is the YAML the orchestrator reads with --policy: a default
+// for every tenant and overrides by tenant name.
+type PolicyFile struct {
+	Default TenantPolicy            `yaml:"default"`
+	Tenants map[string]TenantPolicy `yaml:"tenants"`
+}
+
+// forTenant returns the policy of one tenant.
+func (f *PolicyFile) forTenant(name string) TenantPolicy {
+	if f == nil {
+		return TenantPolicy{}
+	}
+	if p, ok := f.Tenants[name]; ok {
+		return p
+	}
+	return f.Default
+}

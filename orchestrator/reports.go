@@ -95,6 +95,10 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 			return errSkip
 		}
 		task.Agent = agent
+		if ok && t.gateFor(task.Capability) != "" && !task.IsGate {
+			t.holdForGate(task, r.Output)
+			return nil
+		}
 		if ok {
 			task.State = protocol.StateCompleted
 			task.Output = r.Output
@@ -112,6 +116,10 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 		return
 	}
 	t.recordTransition(ctx, task, task.Error, m.Raw())
+	if task.GateTask != "" && !task.State.Final() {
+		t.advanceGate(ctx, task.ID)
+		return
+	}
 	if task.State.Final() {
 		t.cancelSubtasks(ctx, task, "parent finished")
 	}

@@ -88,7 +88,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		nextAttemptAt:   task.NextAttemptAt,
 		attemptDeadline: task.AttemptDeadline,
 		deadline:        task.Deadline,
-		flow:            task.Flow != nil,
+		flow:            task.Flow != nil || task.GateTask != "",
 	}
 }
 
@@ -147,4 +147,11 @@ func (s *scheduler) due(now time.Time) map[string]dueKind {
 		}
 	}
 	return out
+}
+
+// activeCount is the number of unfinished tasks.
+func (s *scheduler) activeCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.active)
 }

@@ -35,6 +35,12 @@ type Task struct {
 	Output json.RawMessage `json:"output,omitempty"`
 	Error  string          `json:"error,omitempty"`
 
+	// GateTask is the gate subtask holding this task's output back.
+	GateTask string `json:"gate_task,omitempty"`
+	// IsGate marks a gate subtask: a gated capability's results are never
+	// gated again by it, and an agent submitter is not told about it.
+	IsGate bool `json:"is_gate,omitempty"`
+
 	// A flow task runs its steps as subtasks, one after another.
 	Flow        *protocol.Flow             `json:"flow,omitempty"`
 	FlowInput   json.RawMessage            `json:"flow_input,omitempty"`
@@ -55,11 +61,20 @@ func (t *Task) view() protocol.TaskView {
 		Parent:     t.Parent,
 		Attempts:   t.Attempt,
 		Agent:      t.Agent,
-		Output:     t.Output,
+		Output:     t.releasedOutput(),
 		Error:      t.Error,
 		CreatedAt:  t.CreatedAt,
 		UpdatedAt:  t.UpdatedAt,
 		Deadline:   t.Deadline,
 		Subtasks:   t.Subtasks,
 	}
+}
+
+// releasedOutput hides a result until the task is final: a result held by
+// a gate is not the submitter's to see yet.
+func (t *Task) releasedOutput() json.RawMessage {
+	if !t.State.Final() {
+		return nil
+	}
+	return t.Output
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
@@ -30,6 +31,9 @@ type tenant struct {
 	source string
 	cfg    *config
 	log    *slog.Logger
+	policy TenantPolicy
+	// limiter bounds accepted submissions (nil: no bound).
+	limiter *rate.Limiter
 
 	nc    *nats.Conn
 	bus   *bus.Conn
@@ -49,6 +53,10 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		cfg:    cfg,
 		log:    cfg.logger.With("tenant", name),
 		dir:    newDirectory(cfg.store, name),
+		policy: cfg.tenantPolicies.forTenant(name),
+	}
+	if t.policy.RatePerSecond > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(t.policy.RatePerSecond), max(t.policy.Burst, 1))
 	}
 	creds := cfg.store.DefaultCredsFile(name, auth.OrchestratorName)
 	nc, err := nats.Connect(cfg.url,
@@ -172,6 +180,8 @@ const (
 	reasonForbidden         = "forbidden"
 	reasonNotFound          = "not_found"
 	reasonUnavailable       = "unavailable"
+	reasonRateLimited       = "rate_limited"
+	reasonOverCapacity      = "over_capacity"
 )
 
 func reasonFor(err error) string {

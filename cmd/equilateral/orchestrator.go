@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/orchestrator"
@@ -16,6 +18,7 @@ func newOrchestratorCommand() *cobra.Command {
 		dataDir string
 		server  string
 		jsonLog bool
+		policy  string
 	)
 	cmd := &cobra.Command{
 		Use:   "orchestrator --data-dir DIR [--server URL]",
@@ -40,7 +43,15 @@ by side; state is in JetStream, so a restarted one carries on.`,
 			if jsonLog {
 				handler = slog.NewJSONHandler(os.Stderr, nil)
 			}
-			o, err := orchestrator.New(server, store, orchestrator.WithLogger(slog.New(handler)))
+			opts := []orchestrator.Option{orchestrator.WithLogger(slog.New(handler))}
+			if policy != "" {
+				p, err := readPolicy(policy)
+				if err != nil {
+					return usageError{err}
+				}
+				opts = append(opts, orchestrator.WithPolicies(p))
+			}
+			o, err := orchestrator.New(server, store, opts...)
 			if err != nil {
 				return err
 			}
@@ -51,5 +62,20 @@ by side; state is in JetStream, so a restarted one carries on.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
 	cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
 	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
+	cmd.Flags().StringVar(&policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
 	return cmd
+}
+
+func readPolicy(path string) (*orchestrator.PolicyFile, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	var p orchestrator.PolicyFile
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("--policy %s: %v", path, err)
+	}
+	return &p, nil
 }

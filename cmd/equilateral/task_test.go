@@ -148,3 +148,18 @@ func TestReadFlowExample(t *testing.T) {
 		t.Fatalf("forward reference: %v", err)
 	}
 }
+
+func TestReadPolicyExample(t *testing.T) {
+	p, err := readPolicy(filepath.Join("..", "..", "examples", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Default.Capabilities["code"].Gate != "review" || p.Tenants["globex"].MaxConcurrent != 100 {
+		t.Fatalf("policy %+v", p)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("default:\n  rate_per_sec: 5\n"), 0o600)
+	if _, err := readPolicy(bad); err == nil {
+		t.Fatal("a misspelt field was accepted")
+	}
+}

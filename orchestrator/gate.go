@@ -1,0 +1,131 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Output gates: a capability's results are released only after another
+// capability approves them (the seed's SecurityReviewer as a gate). When a
+// gated task's agent reports success, the task stays running with its
+// output held back, and a gate subtask is started; its verdict completes
+// or fails the task. Like flows, gates move on through compare-and-set
+// steps and a periodic recheck, so a restart loses nothing.
+
+// GateRequest is the input of a gate task.
+type GateRequest struct {
+	Capability string          `json:"capability"`
+	Input      json.RawMessage `json:"input"`
+	Output     json.RawMessage `json:"output"`
+	TaskID     string          `json:"task_id"`
+}
+
+// GateVerdict is what a gate task must answer.
+type GateVerdict struct {
+	Approved bool     `json:"approved"`
+	Findings []string `json:"findings,omitempty"`
+}
+
+func gateTaskID(taskID string) string { return taskID + "-gate" }
+
+// gateFor names the capability gating c, if any.
+func (t *tenant) gateFor(c string) string { return t.policy.Capabilities[c].Gate }
+
+// holdForGate is part of a successful report's transition: keep the output
+// back and wait for the gate.
+func (t *tenant) holdForGate(task *Task, output json.RawMessage) {
+	task.State = protocol.StateRunning
+	task.Output = output
+	task.Error = ""
+	task.GateTask = gateTaskID(task.ID)
+	task.AttemptDeadline = time.Now().Add(flowRecheck)
+}
+
+// advanceGate starts the gate task if it does not exist, or applies its
+// verdict once it ended.
+func (t *tenant) advanceGate(ctx context.Context, taskID string) {
+	task, _, err := t.store.get(ctx, taskID)
+	if err != nil || task.GateTask == "" || task.State.Final() {
+		return
+	}
+	gate, _, err := t.store.get(ctx, task.GateTask)
+	if errors.Is(err, errNotFound) {
+		t.startGate(ctx, task)
+		return
+	}
+	if err != nil || !gate.State.Final() {
+		return
+	}
+	approved, why := verdict(gate)
+	updated, err := t.store.update(ctx, taskID, func(tk *Task) error {
+		if tk.State.Final() || tk.GateTask != gate.ID {
+			return errSkip
+		}
+		tk.AttemptDeadline = time.Time{}
+		if approved {
+			tk.State = protocol.StateCompleted
+			return nil
+		}
+		tk.State = protocol.StateFailed
+		tk.Error = why
+		tk.Output = nil // a rejected result is never released
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "gate verdict", taskID, err)
+		return
+	}
+	t.recordTransition(ctx, updated, updated.Error, nil)
+}
+
+// verdict reads a finished gate task.
+func verdict(gate *Task) (bool, string) {
+	if gate.State != protocol.StateCompleted {
+		return false, fmt.Sprintf("held by the %s gate: the gate task %s (%s)", gate.Capability, gate.State, gate.Error)
+	}
+	var v GateVerdict
+	if err := json.Unmarshal(gate.Output, &v); err != nil {
+		return false, fmt.Sprintf("held by the %s gate: its verdict is not {\"approved\": ...}", gate.Capability)
+	}
+	if !v.Approved {
+		if len(v.Findings) == 0 {
+			return false, "rejected by the " + gate.Capability + " gate"
+		}
+		return false, "rejected by the " + gate.Capability + " gate: " + strings.Join(v.Findings, "; ")
+	}
+	return true, ""
+}
+
+func (t *tenant) startGate(ctx context.Context, task *Task) {
+	gate := t.gateFor(task.Capability)
+	input, _ := json.Marshal(GateRequest{Capability: task.Capability, Input: task.Input, Output: task.Output, TaskID: task.ID})
+	now := time.Now().UTC()
+	policy := t.cfg.policy(gate)
+	child := &Task{
+		ID:            task.GateTask,
+		Capability:    gate,
+		Input:         input,
+		Submitter:     task.Submitter,
+		Parent:        task.ID,
+		TraceParent:   task.TraceParent,
+		State:         protocol.StateSubmitted,
+		MaxAttempts:   max(policy.MaxAttempts, 1),
+		NextAttemptAt: now,
+		Deadline:      task.Deadline,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+		IsGate:        true,
+	}
+	if err := t.store.create(ctx, child); err != nil {
+		return // exists (another replica) or unavailable: the recheck retries
+	}
+	t.audit.record(ctx, auditEntry{decision: decisionAccepted, reason: "gate " + gate + " for " + task.ID, taskID: child.ID})
+	t.notify(ctx, child)
+	t.dispatch(ctx, child.ID)
+}

@@ -1,0 +1,85 @@
+package orchestrator_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// reviewer approves code unless it contains "eval(".
+func reviewer(_ context.Context, _ *agent, d protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+	var req orchestrator.GateRequest
+	json.Unmarshal(d.Input, &req)
+	if strings.Contains(string(req.Output), "eval(") {
+		return json.RawMessage(`{"approved":false,"findings":["dangerous call: eval"]}`), nil
+	}
+	return json.RawMessage(`{"approved":true}`), nil
+}
+
+func TestReviewerGate(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{
+		Capabilities: map[string]orchestrator.CapabilityPolicy{"code": {Gate: "review"}},
+	}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	h.agent("acme", "coder", func(_ context.Context, _ *agent, d protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		return d.Input, nil // writes whatever it is asked to
+	}, "code")
+	h.agent("acme", "reviewer", reviewer, "review")
+	c := h.client("acme", "client")
+
+	safe := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"print(1)"`)})
+	v := c.waitState(safe.TaskID, protocol.StateCompleted)
+	if string(v.Output) != `"print(1)"` {
+		t.Fatalf("approved output %s", v.Output)
+	}
+
+	unsafe := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"eval(input())"`)})
+	v = c.waitState(unsafe.TaskID, protocol.StateFailed)
+	if len(v.Output) != 0 || !strings.Contains(v.Error, "dangerous call: eval") {
+		t.Fatalf("rejected task: output %s, error %q", v.Output, v.Error)
+	}
+}
+
+func TestRateLimitAndCapacity(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Tenants: map[string]orchestrator.TenantPolicy{
+		"acme": {RatePerSecond: 0.001, Burst: 2},
+	}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	h.agent("acme", "coder", echo, "code")
+	c := h.client("acme", "client")
+	c.submit(protocol.SubmitRequest{Capability: "code"})
+	c.submit(protocol.SubmitRequest{Capability: "code"})
+	reply := c.request(protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.SubmitRequest{Capability: "code"})
+	var r protocol.Refused
+	json.Unmarshal(reply.Data(), &r)
+	if reply.Type() != protocol.TypeTaskRefused || r.Reason != "rate_limited" || r.RequestID == "" {
+		t.Fatalf("third submit: %s %s", reply.Type(), reply.Data())
+	}
+}
+
+func TestMaxConcurrent(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{MaxConcurrent: 1}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	release := make(chan struct{})
+	h.agent("acme", "slow", func(ctx context.Context, _ *agent, _ protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return json.RawMessage(`1`), nil
+	}, "code")
+	defer close(release)
+	c := h.client("acme", "client")
+	first := c.submit(protocol.SubmitRequest{Capability: "code"})
+	c.waitState(first.TaskID, protocol.StateRunning)
+	reply := c.request(protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.SubmitRequest{Capability: "code"})
+	var r protocol.Refused
+	json.Unmarshal(reply.Data(), &r)
+	if r.Reason != "over_capacity" {
+		t.Fatalf("second submit: %s %s", reply.Type(), reply.Data())
+	}
+}
