@@ -62,7 +62,7 @@ func (h *harness) startOrchestrator(opts ...orchestrator.Option) {
 	done := make(chan struct{})
 	go func() { defer close(done); o.Run(ctx) }()
 	h.stop, h.done = cancel, done
-	h.t.Cleanup(h.stopOrchestrator)
+	h.t.Cleanup(func() { cancel(); <-done })
 	natstest.Eventually(h.t, 10*time.Second, o.Ready, "orchestrator not ready")
 }
 
