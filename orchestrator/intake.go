@@ -65,6 +65,10 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	if len(req.Input) == 0 {
 		req.Input = []byte("null")
 	}
+	if err := validateJSON(t.schemas[req.Capability].input, req.Input); err != nil {
+		t.refuse(ctx, m, reasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
+		return
+	}
 	if t.limiter != nil && !t.limiter.Allow() {
 		t.refuse(ctx, m, reasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
 		return

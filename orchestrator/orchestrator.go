@@ -95,6 +95,9 @@ func New(url string, store *auth.Store, opts ...Option) (*Orchestrator, error) {
 	for _, o := range opts {
 		o.apply(cfg)
 	}
+	if err := cfg.tenantPolicies.Check(); err != nil {
+		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
 	if cfg.tracerProvider == nil {
 		cfg.tracerProvider = otel.GetTracerProvider()
 	}

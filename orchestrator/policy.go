@@ -1,6 +1,11 @@
 package orchestrator
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
 
 // RetryPolicy says how a capability's tasks are retried and bounded.
 type RetryPolicy struct {
@@ -56,6 +61,49 @@ type CapabilityPolicy struct {
 	// {"capability", "input", "output"} and answers {"approved": bool,
 	// "findings": [...]}; a rejection fails the task with the findings.
 	Gate string `yaml:"gate"`
+	// InputSchema and OutputSchema are JSON Schemas (written in YAML or
+	// JSON): input that does not conform is refused at intake; output that
+	// does not conform fails the task.
+	InputSchema  any `yaml:"input_schema"`
+	OutputSchema any `yaml:"output_schema"`
+}
+
+// Check compiles every schema, so a bad policy fails at start, not later.
+func (f *PolicyFile) Check() error {
+	if f == nil {
+		return nil
+	}
+	all := map[string]TenantPolicy{"default": f.Default}
+	for name, p := range f.Tenants {
+		all["tenant "+name] = p
+	}
+	for where, p := range all {
+		if _, err := compileSchemas(p); err != nil {
+			return fmt.Errorf("policy %s: %w", where, err)
+		}
+	}
+	return nil
+}
+
+// schemas are a capability's compiled schemas.
+type schemas struct {
+	input, output *jsonschema.Schema
+}
+
+func compileSchemas(p TenantPolicy) (map[string]schemas, error) {
+	out := map[string]schemas{}
+	for c, cp := range p.Capabilities {
+		in, err := compileSchema(c+"-input", cp.InputSchema)
+		if err != nil {
+			return nil, err
+		}
+		outSchema, err := compileSchema(c+"-output", cp.OutputSchema)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = schemas{input: in, output: outSchema}
+	}
+	return out, nil
 }
 
 // PolicyFile is the YAML the orchestrator reads with --policy: a default

@@ -83,3 +83,53 @@ func TestMaxConcurrent(t *testing.T) {
 		t.Fatalf("second submit: %s %s", reply.Type(), reply.Data())
 	}
 }
+
+func TestSchemas(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{
+		Capabilities: map[string]orchestrator.CapabilityPolicy{"code": {
+			InputSchema: map[string]any{
+				"type":       "object",
+				"required":   []any{"language"},
+				"properties": map[string]any{"language": map[string]any{"enum": []any{"go", "python"}}},
+			},
+			OutputSchema: map[string]any{"type": "string"},
+		}},
+	}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	ran := make(chan struct{}, 4)
+	h.agent("acme", "coder", func(_ context.Context, _ *agent, d protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		ran <- struct{}{}
+		if strings.Contains(string(d.Input), "python") {
+			return json.RawMessage(`{"not":"a string"}`), nil // breaks the output schema
+		}
+		return json.RawMessage(`"package main"`), nil
+	}, "code")
+	c := h.client("acme", "client")
+
+	reply := c.request(protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`{"language":"cobol","secret":"hunter2"}`)})
+	var r protocol.Refused
+	json.Unmarshal(reply.Data(), &r)
+	if r.Reason != "schema_invalid" || strings.Contains(r.Message, "hunter2") || strings.Contains(r.Message, "cobol") {
+		t.Fatalf("schema-invalid input: %s %s", reply.Type(), reply.Data())
+	}
+	select {
+	case <-ran:
+		t.Fatal("an invalid task was executed")
+	default:
+	}
+
+	ok := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`{"language":"go"}`)})
+	c.waitState(ok.TaskID, protocol.StateCompleted)
+	bad := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`{"language":"python"}`)})
+	if v := c.waitState(bad.TaskID, protocol.StateFailed); !strings.Contains(v.Error, "output of code") || v.Attempts != 1 {
+		t.Fatalf("schema-invalid output: %+v", v)
+	}
+
+	// A broken schema stops the orchestrator at start, not later.
+	_, err := orchestrator.New(h.env.URL, h.env.Store, orchestrator.WithPolicies(&orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{
+		Capabilities: map[string]orchestrator.CapabilityPolicy{"code": {InputSchema: map[string]any{"type": 12}}},
+	}}))
+	if err == nil {
+		t.Fatal("a broken schema was accepted")
+	}
+}

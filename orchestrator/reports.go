@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/equilateral-agents/equilateral/bus"
@@ -95,6 +96,14 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 			return errSkip
 		}
 		task.Agent = agent
+		if ok {
+			if err := validateJSON(t.schemas[task.Capability].output, r.Output); err != nil {
+				// The agent broke its contract: no retry makes that right.
+				task.Error = fmt.Sprintf("output of %s %v", task.Capability, err)
+				t.retryOrGiveUp(task, time.Now(), false)
+				return nil
+			}
+		}
 		if ok && t.gateFor(task.Capability) != "" && !task.IsGate {
 			t.holdForGate(task, r.Output)
 			return nil

@@ -34,6 +34,7 @@ type tenant struct {
 	policy TenantPolicy
 	// limiter bounds accepted submissions (nil: no bound).
 	limiter *rate.Limiter
+	schemas map[string]schemas
 
 	nc    *nats.Conn
 	bus   *bus.Conn
@@ -54,6 +55,10 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		log:    cfg.logger.With("tenant", name),
 		dir:    newDirectory(cfg.store, name),
 		policy: cfg.tenantPolicies.forTenant(name),
+	}
+	var err error
+	if t.schemas, err = compileSchemas(t.policy); err != nil {
+		return nil, err
 	}
 	if t.policy.RatePerSecond > 0 {
 		t.limiter = rate.NewLimiter(rate.Limit(t.policy.RatePerSecond), max(t.policy.Burst, 1))
@@ -182,6 +187,7 @@ const (
 	reasonUnavailable       = "unavailable"
 	reasonRateLimited       = "rate_limited"
 	reasonOverCapacity      = "over_capacity"
+	reasonSchemaInvalid     = "schema_invalid"
 )
 
 func reasonFor(err error) string {

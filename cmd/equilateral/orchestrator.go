@@ -77,5 +77,8 @@ func readPolicy(path string) (*orchestrator.PolicyFile, error) {
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("--policy %s: %v", path, err)
 	}
+	if err := p.Check(); err != nil {
+		return nil, fmt.Errorf("--policy %s: %v", path, err)
+	}
 	return &p, nil
 }
