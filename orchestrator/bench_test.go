@@ -1,0 +1,259 @@
+package orchestrator_test
+
+// Throughput of the whole task path, and of raw NATS request-reply on
+// the same kind of server for scale:
+//
+//	go test -run '^$' -bench 'RoundTrip|RawRequestReply' -benchtime 5000x ./orchestrator/
+//
+// BenchmarkRoundTrip: 16 concurrent submitters; each op is one task, from
+// the signed submit to the signed "completed" event verified by the client:
+// submit → intake (verify, idempotency-free create, audit) → dispatch (CAS,
+// signed event) → agent (verify, "running" and "completed" reports, signed)
+// → orchestrator (verify, two CAS transitions, audit, signed client events)
+// → client (verify). Every transition is persisted in JetStream.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/equilateral-agents/equilateral/bus"
+	eqclient "github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// benchSubmitters is how many submitters run at once.
+const benchSubmitters = 16
+
+func setParallelism(b *testing.B) {
+	b.SetParallelism(max(1, benchSubmitters/runtime.GOMAXPROCS(0)))
+}
+
+// benchConn connects a principal of tenant acme with its own creds.
+func benchConn(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name, creds string) (*nats.Conn, *bus.Conn, *bus.Signer) {
+	b.Helper()
+	nc := env.Connect(b, creds, name)
+	signer, err := bus.SignerFromCreds(creds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := bus.NewConn(nc, signer, bus.NewVerifier(keys, bus.WithTenant("acme")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return nc, c, signer
+}
+
+// benchAgent answers every dispatch at once: "running", then "completed"
+// with the input echoed.
+func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name string) {
+	b.Helper()
+	creds := env.Agent(b, "acme", name, "code")
+	nc, conn, _ := benchConn(b, env, keys, name, creds)
+	source := protocol.Source("acme", name)
+	report := func(kind, typ string, r protocol.Report) {
+		if err := conn.Publish(context.Background(), protocol.AgentReport(name, kind), newEvent(source, typ, r)); err != nil {
+			b.Error(err)
+		}
+	}
+	_, err := conn.QueueSubscribe(protocol.Capability("code"), "code", bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
+		var d protocol.Dispatch
+		if err := json.Unmarshal(m.Event.Data(), &d); err != nil {
+			b.Error(err)
+			return
+		}
+		report("running", protocol.TypeTaskRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt})
+		report("completed", protocol.TypeTaskCompleted, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt, Output: d.Input})
+	}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc.Flush()
+}
+
+// finals routes the client's final task events to whoever waits for them;
+// an event may arrive before its waiter knows the task id.
+type finals struct {
+	mu      sync.Mutex
+	waiting map[string]chan protocol.TaskView
+	early   map[string]protocol.TaskView
+}
+
+func (f *finals) handle(_ context.Context, m *bus.Message) {
+	var v protocol.TaskView
+	if json.Unmarshal(m.Event.Data(), &v) != nil || !v.State.Final() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ch, ok := f.waiting[v.TaskID]; ok {
+		delete(f.waiting, v.TaskID)
+		ch <- v
+		return
+	}
+	f.early[v.TaskID] = v
+}
+
+func (f *finals) wait(ctx context.Context, id string) (protocol.TaskView, error) {
+	f.mu.Lock()
+	if v, ok := f.early[id]; ok {
+		delete(f.early, id)
+		f.mu.Unlock()
+		return v, nil
+	}
+	ch := make(chan protocol.TaskView, 1)
+	f.waiting[id] = ch
+	f.mu.Unlock()
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return protocol.TaskView{}, fmt.Errorf("task %s: no final event: %w", id, ctx.Err())
+	}
+}
+
+// BenchmarkRoundTrip is the full task round trip, 16 submitters at once.
+func BenchmarkRoundTrip(b *testing.B) {
+	env := natstest.Start(b)
+	env.Tenant(b, "acme")
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 4 {
+		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i))
+	}
+	o, err := orchestrator.New(env.URL, env.Store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); o.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	natstest.Eventually(b, 30*time.Second, o.Ready, "orchestrator not ready")
+
+	creds := env.Client(b, "acme", "loader")
+	nc, conn, signer := benchConn(b, env, keys, "loader", creds)
+	cl, err := eqclient.New(nc, "acme", "loader", signer, keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &finals{waiting: map[string]chan protocol.TaskView{}, early: map[string]protocol.TaskView{}}
+	if _, err := conn.Subscribe(protocol.ClientEvents("loader"), bus.HandlerFunc(f.handle)); err != nil {
+		b.Fatal(err)
+	}
+	nc.Flush()
+
+	roundTrip := func(i int64) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		input := json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))
+		acc, err := cl.Submit(ctx, protocol.SubmitRequest{Capability: "code", Input: input})
+		if err != nil {
+			return 0, err
+		}
+		v, err := f.wait(ctx, acc.TaskID)
+		if err != nil {
+			return 0, err
+		}
+		if v.State != protocol.StateCompleted || string(v.Output) != string(input) {
+			return 0, fmt.Errorf("task %s: %s %s", v.TaskID, v.State, v.Output)
+		}
+		return time.Since(start), nil
+	}
+	// Warm up: connections, caches, the first KV and stream writes.
+	for i := range 20 {
+		if _, err := roundTrip(int64(-i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	var n atomic.Int64
+	var mu sync.Mutex
+	var latencies []time.Duration
+	setParallelism(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			d, err := roundTrip(n.Add(1))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, d)
+		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	reportRate(b, latencies)
+}
+
+// reportRate reports operations per second and latency percentiles.
+func reportRate(b *testing.B, latencies []time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+	if len(latencies) == 0 {
+		return
+	}
+	slices.Sort(latencies)
+	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkRawRequestReply is plain NATS request-reply between a client and
+// the tenant's orchestrator user on the same kind of server (operator mode,
+// tenant account), 16 requesters at once, no signing, no persistence.
+func BenchmarkRawRequestReply(b *testing.B) {
+	env := natstest.Start(b)
+	env.Tenant(b, "acme")
+	responder := env.Connect(b, env.OrchestratorCreds("acme"), "orchestrator")
+	if _, err := responder.QueueSubscribe(protocol.TasksSubmit, "orchestrator", func(m *nats.Msg) {
+		m.Respond(m.Data)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	responder.Flush()
+	requester := env.Connect(b, env.Client(b, "acme", "loader"), "loader")
+	payload := make([]byte, 512) // about a submit's size
+	for i := range 100 {
+		if _, err := requester.Request(protocol.TasksSubmit, payload, 5*time.Second); err != nil {
+			b.Fatalf("warm-up request %d: %v", i, err)
+		}
+	}
+	var mu sync.Mutex
+	var latencies []time.Duration
+	setParallelism(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			start := time.Now()
+			if _, err := requester.Request(protocol.TasksSubmit, payload, 5*time.Second); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	reportRate(b, latencies)
+}
