@@ -50,6 +50,9 @@ type TenantPolicy struct {
 	Burst         int     `yaml:"burst"`
 	// MaxConcurrent bounds the tenant's unfinished tasks (0: no bound).
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxPerAgent bounds the tasks one agent runs at once (0: no bound).
+	// A claim over the bound is handed back to be dispatched again.
+	MaxPerAgent int `yaml:"max_per_agent"`
 	// Capabilities holds per-capability rules.
 	Capabilities map[string]CapabilityPolicy `yaml:"capabilities"`
 }

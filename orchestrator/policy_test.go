@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -131,5 +133,40 @@ func TestSchemas(t *testing.T) {
 	}}))
 	if err == nil {
 		t.Fatal("a broken schema was accepted")
+	}
+}
+
+func TestMaxPerAgent(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{MaxPerAgent: 1}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running, peak := 0, 0
+	h.agent("acme", "single", func(ctx context.Context, _ *agent, _ protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		defer func() { mu.Lock(); running--; mu.Unlock() }()
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return json.RawMessage(`1`), nil
+	}, "code")
+	c := h.client("acme", "client")
+	a := c.submit(protocol.SubmitRequest{Capability: "code"})
+	c.waitState(a.TaskID, protocol.StateRunning)
+	b := c.submit(protocol.SubmitRequest{Capability: "code"})
+	// b is offered, handed back, offered again... but never runs alongside a.
+	time.Sleep(300 * time.Millisecond)
+	if v := c.get(b.TaskID); v.State == protocol.StateRunning {
+		t.Fatalf("second task running beside the first: %+v", v)
+	}
+	close(release)
+	c.waitState(a.TaskID, protocol.StateCompleted)
+	v := c.waitState(b.TaskID, protocol.StateCompleted)
+	if v.Attempts != 1 {
+		t.Fatalf("hand-backs spent attempts: %d", v.Attempts)
 	}
 }

@@ -57,6 +57,10 @@ func attemptOf(task *Task, agent string, attempt int) bool {
 }
 
 func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	if limit := t.policy.MaxPerAgent; limit > 0 && t.sched.runningOn(agent) >= limit {
+		t.handBack(ctx, agent, r)
+		return
+	}
 	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
 		if task.State != protocol.StateDispatched || task.Attempt != r.Attempt {
 			return errSkip
@@ -145,4 +149,29 @@ func (t *tenant) staleReport(ctx context.Context, agent string, r protocol.Repor
 	if gerr == nil && (task.State.Final() || task.Attempt != r.Attempt) {
 		t.sendCancel(ctx, agent, r.TaskID, "the attempt is over")
 	}
+}
+
+// handBackDelay is how long a handed-back task waits before it is
+// dispatched again, so a busy agent is not offered it at once.
+const handBackDelay = 50 * time.Millisecond
+
+// handBack refuses an agent's claim over its concurrency bound: the agent
+// is told to drop the task, which goes back to be dispatched again without
+// spending an attempt.
+func (t *tenant) handBack(ctx context.Context, agent string, r protocol.Report) {
+	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
+		if task.State != protocol.StateDispatched || task.Attempt != r.Attempt {
+			return errSkip
+		}
+		task.State = protocol.StateSubmitted
+		task.Attempt--
+		task.AttemptDeadline = time.Time{}
+		task.NextAttemptAt = time.Now().Add(handBackDelay)
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "hand back", r.TaskID, err)
+		return
+	}
+	t.sendCancel(ctx, agent, r.TaskID, "agent at its concurrency limit")
 }

@@ -33,6 +33,7 @@ type timing struct {
 	attemptDeadline time.Time
 	deadline        time.Time
 	flow            bool
+	agent           string
 }
 
 func startScheduler(ctx context.Context, t *tenant) (*scheduler, error) {
@@ -89,6 +90,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		attemptDeadline: task.AttemptDeadline,
 		deadline:        task.Deadline,
 		flow:            task.Flow != nil || task.GateTask != "",
+		agent:           task.Agent,
 	}
 }
 
@@ -154,4 +156,17 @@ func (s *scheduler) activeCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.active)
+}
+
+// runningOn counts the tasks an agent is running.
+func (s *scheduler) runningOn(agent string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, tm := range s.active {
+		if tm.state == protocol.StateRunning && tm.agent == agent {
+			n++
+		}
+	}
+	return n
 }
