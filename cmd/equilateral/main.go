@@ -54,6 +54,7 @@ Start with:
 		newClientCommand(),
 		newOrchestratorCommand(),
 		newTaskCommand(),
+		newAuditCommand(),
 	)
 	return root
 }
