@@ -252,9 +252,15 @@ func TestTailFollow(t *testing.T) {
 	go func() {
 		done <- audit.Tail(ctx, w.js, func(r audit.Record) error { seen <- r; return nil }, audit.WithFollow(), audit.WithLast(1))
 	}()
-	next := w.runTask(t)
 	timeout := time.After(10 * time.Second)
 	var got []string
+	select { // the last record so far, before anything new is written
+	case r := <-seen:
+		got = append(got, r.TaskID+" "+r.Decision)
+	case <-timeout:
+		t.Fatal("follow did not start with the last record")
+	}
+	next := w.runTask(t)
 	for !slices.Contains(got, next+" completed") {
 		select {
 		case r := <-seen:

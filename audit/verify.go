@@ -11,21 +11,21 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 )
 
-// Outcome is what re-verifying one record found.
-type Outcome string
+// outcome is what re-verifying one record found.
+type outcome string
 
 const (
-	// Verified: the record's event verifies.
-	Verified Outcome = "verified"
-	// RefusedAsRecorded: the event was refused for its signature or form
+	// verified: the record's event verifies.
+	verified outcome = "verified"
+	// refusedAsRecorded: the event was refused for its signature or form
 	// and still fails, as the record says it did.
-	RefusedAsRecorded Outcome = "refused_invalid_as_recorded"
-	// NoEvent: a decision the orchestrator took on its own (a timeout, a
+	refusedAsRecorded outcome = "refused_invalid_as_recorded"
+	// noEvent: a decision the orchestrator took on its own (a timeout, a
 	// retry, a flow step); no signed event stands behind it.
-	NoEvent Outcome = "no_event"
-	// Failed: the record should verify and does not. It was forged or
+	noEvent outcome = "no_event"
+	// failed: the record should verify and does not. It was forged or
 	// altered after it was written.
-	Failed Outcome = "failed"
+	failed outcome = "failed"
 )
 
 // invalidReasons are the refusal reasons (the part of Eq-Reason before the
@@ -75,8 +75,8 @@ func Verify(ctx context.Context, js jetstream.JetStream, tenant string, keys bus
 	report := Report{Failures: []Failure{}, Warnings: []string{}}
 	info, err := scan(ctx, js, tailConfig{}, func(msg *nats.Msg, meta *jetstream.MsgMetadata) error {
 		rec := newRecord(msg, meta)
-		outcome, err := check(ctx, verifier, msg, rec)
-		report.add(rec, outcome, err)
+		result, err := check(ctx, verifier, msg, rec)
+		report.add(rec, result, err)
 		return nil
 	})
 	if err != nil {
@@ -110,14 +110,14 @@ func warnings(info *jetstream.StreamInfo) []string {
 	return out
 }
 
-func (r *Report) add(rec Record, outcome Outcome, err error) {
+func (r *Report) add(rec Record, result outcome, err error) {
 	r.Records++
-	switch outcome {
-	case Verified:
+	switch result {
+	case verified:
 		r.Verified++
-	case RefusedAsRecorded:
+	case refusedAsRecorded:
 		r.RefusedAsRecorded++
-	case NoEvent:
+	case noEvent:
 		r.NoEvent++
 	default:
 		r.Failed++
@@ -126,26 +126,26 @@ func (r *Report) add(rec Record, outcome Outcome, err error) {
 }
 
 // check decides the outcome of one record; the error says why it failed.
-func check(ctx context.Context, v *bus.Verifier, msg *nats.Msg, rec Record) (Outcome, error) {
+func check(ctx context.Context, v *bus.Verifier, msg *nats.Msg, rec Record) (outcome, error) {
 	if rec.Decision == "" {
-		return Failed, fmt.Errorf("audit: no %s header: not an audit record", HeaderDecision)
+		return failed, fmt.Errorf("audit: no %s header: not an audit record", HeaderDecision)
 	}
 	if d := decisionOfSubject(msg.Subject); d != rec.Decision {
-		return Failed, fmt.Errorf("audit: recorded on %s with decision %q", msg.Subject, rec.Decision)
+		return failed, fmt.Errorf("audit: recorded on %s with decision %q", msg.Subject, rec.Decision)
 	}
 	if !hasEvent(msg) {
-		return NoEvent, nil
+		return noEvent, nil
 	}
 	e, err := bus.Decode(msg, maxRecordSize)
 	if err == nil {
 		_, err = v.Verify(ctx, e)
 	}
 	if err == nil {
-		return Verified, nil
+		return verified, nil
 	}
 	reason, _, _ := strings.Cut(rec.Reason, ":")
 	if rec.Decision == DecisionRefused && invalidReasons[reason] {
-		return RefusedAsRecorded, nil
+		return refusedAsRecorded, nil
 	}
-	return Failed, err
+	return failed, err
 }
