@@ -365,16 +365,16 @@ func TestAuditStreamResistsDeletion(t *testing.T) {
 	}
 
 	// The orchestrator's own creds: JetStream answers, and refuses.
-	if err := stream.DeleteMsg(ctx, 1); err == nil {
+	if err := stream.DeleteMsg(short(t), 1); err == nil {
 		t.Error("the orchestrator deleted an audit record")
 	}
-	if err := stream.SecureDeleteMsg(ctx, 1); err == nil {
+	if err := stream.SecureDeleteMsg(short(t), 1); err == nil {
 		t.Error("the orchestrator erased an audit record")
 	}
-	if err := stream.Purge(ctx); err == nil {
+	if err := stream.Purge(short(t)); err == nil {
 		t.Error("the orchestrator purged the audit stream")
 	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(protocol.AuditSubject("refused"))); err == nil {
+	if err := stream.Purge(short(t), jetstream.WithPurgeSubject(protocol.AuditSubject("refused"))); err == nil {
 		t.Error("the orchestrator purged the refusals")
 	}
 	for _, change := range []func(*jetstream.StreamConfig){
@@ -383,9 +383,18 @@ func TestAuditStreamResistsDeletion(t *testing.T) {
 	} {
 		cfg := stream.CachedInfo().Config
 		change(&cfg)
-		if _, err := w.js.UpdateStream(ctx, cfg); err == nil {
+		if _, err := w.js.UpdateStream(short(t), cfg); err == nil {
 			t.Errorf("the orchestrator lifted the stream's protection: %+v", cfg)
 		}
+	}
+
+	if err := w.js.DeleteStream(short(t), audit.StreamName); err == nil {
+		t.Error("the orchestrator deleted the audit stream")
+	}
+	cut := stream.CachedInfo().Config
+	cut.MaxMsgs = 1
+	if _, err := w.js.UpdateStream(short(t), cut); err == nil {
+		t.Error("the orchestrator cut the audit stream to one record")
 	}
 
 	info, err := stream.Info(ctx)
@@ -479,9 +488,8 @@ func TestVerifyAfterRotation(t *testing.T) {
 	}
 }
 
-// What the stream's configuration does not stop: the orchestrator user may
-// still change the stream's limits (JetStream lets it), which drops the
-// oldest records. Verify cannot check records that are gone, but says so.
+// Records dropped by a change of the stream's limits cannot be verified,
+// but verify says they are gone.
 func TestVerifyWarnsWhenHistoryIsCut(t *testing.T) {
 	w := newWorld(t)
 	w.runTask(t)
@@ -493,8 +501,11 @@ func TestVerifyWarnsWhenHistoryIsCut(t *testing.T) {
 	}
 	cfg := stream.CachedInfo().Config
 	cfg.MaxMsgs = 1
-	if _, err := w.js.UpdateStream(ctx, cfg); err != nil {
-		t.Skipf("the server refuses the limit change (good): %v", err)
+	if _, err := w.js.UpdateStream(short(t), cfg); err != nil {
+		// Today the orchestrator role is denied STREAM.UPDATE on the audit
+		// stream, so this cannot happen; the warning stays for streams an
+		// operator changes with other rights.
+		t.Skipf("the limit change is refused (good): %v", err)
 	}
 	report := verify(t, w, historicalKeys(t, w.env.Store))
 	if !report.OK() || report.Records != 1 || report.FirstSequence != 4 {
@@ -523,4 +534,12 @@ func TestAuditIsPerTenant(t *testing.T) {
 	if err != nil || report.Records != 0 {
 		t.Fatalf("globex verify: %+v, %v", report, err)
 	}
+}
+
+// short is the deadline of a call the server's permissions refuse: such a
+// request is never answered, so it would otherwise run to the test's.
+func short(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
 }

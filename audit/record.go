@@ -12,19 +12,19 @@ import (
 )
 
 // StreamName is the audit stream in each tenant account.
-const StreamName = "EQ_AUDIT"
+const StreamName = protocol.AuditStream
 
 // Headers the orchestrator adds to each record, besides the event's own.
 const (
-	HeaderDecision  = "Eq-Decision"
-	HeaderReason    = "Eq-Reason"
-	HeaderRequestID = "Eq-Request-Id"
-	HeaderTaskID    = "Eq-Task-Id"
-	HeaderSubject   = "Eq-Subject"
+	HeaderDecision  = protocol.AuditHeaderDecision
+	HeaderReason    = protocol.AuditHeaderReason
+	HeaderRequestID = protocol.AuditHeaderRequestID
+	HeaderTaskID    = protocol.AuditHeaderTaskID
+	HeaderSubject   = protocol.AuditHeaderSubject
 )
 
 // DecisionRefused is the decision of a request or event turned down.
-const DecisionRefused = "refused"
+const DecisionRefused = protocol.DecisionRefused
 
 // maxRecordSize bounds a record when it is decoded: far above any event a
 // tenant can send (NATS caps a message at 64 MiB), so no real record is

@@ -79,7 +79,11 @@ func rolePermissions(r Role) jwt.Permissions {
 				protocol.JetStreamAck,
 				protocol.JetStreamFlowControl,
 				protocol.KeyValue,
-			}},
+			},
+				// The audit stream can be created and appended to, never
+				// rewritten, purged or deleted, even by the orchestrator.
+				Deny: jwt.StringList(protocol.AuditStreamWrites),
+			},
 			Sub: jwt.Permission{Allow: jwt.StringList{
 				protocol.TasksWildcard,
 				protocol.AllAgentsWildcard,

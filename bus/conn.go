@@ -121,6 +121,12 @@ func (c *Conn) Request(ctx context.Context, subject string, e *event.Event) (*ev
 	return reply, err
 }
 
+// Seal signs e and encodes it for subject without sending it (for a record
+// of a decision kept elsewhere, such as an audit stream).
+func (c *Conn) Seal(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error) {
+	return c.seal(ctx, subject, e)
+}
+
 // seal signs e and encodes it as a message with the hop's trace headers.
 func (c *Conn) seal(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error) {
 	if err := c.signer.Sign(e); err != nil {

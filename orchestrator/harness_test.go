@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -248,7 +249,8 @@ func (a *agent) source() string { return protocol.Source(a.tenant, a.name) }
 
 func (a *agent) report(kind, typ string, r protocol.Report) {
 	e := newEvent(a.source(), typ, r)
-	if err := a.conn.Publish(context.Background(), protocol.AgentReport(a.name, kind), e); err != nil {
+	err := a.conn.Publish(context.Background(), protocol.AgentReport(a.name, kind), e)
+	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) { // closed: the test is over
 		a.h.t.Errorf("report: %v", err)
 	}
 }

@@ -17,7 +17,6 @@ import (
 const (
 	tasksBucket       = "EQ_TASKS"
 	idempotencyBucket = "EQ_IDEMPOTENCY"
-	auditStream       = "EQ_AUDIT"
 )
 
 // errNotFound is returned for a task id that does not exist.
@@ -64,8 +63,10 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: idempotency bucket: %w", err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        auditStream,
+	// Create, never update: the orchestrator role is denied any change to
+	// the audit stream once it exists (auth.rolePermissions).
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        protocol.AuditStream,
 		Description: "Equilateral audit: every decision with the signed event behind it",
 		Subjects:    []string{protocol.AuditWildcard},
 		Storage:     jetstream.FileStorage,
@@ -75,7 +76,7 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 		DenyDelete: true,
 		DenyPurge:  true,
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return nil, fmt.Errorf("orchestrator: audit stream: %w", err)
 	}
 	return &taskStore{js: js, tasks: tasks, idem: idem}, nil

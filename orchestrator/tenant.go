@@ -98,7 +98,7 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	t.audit = &auditor{js: js, log: t.log}
+	t.audit = &auditor{js: js, log: t.log, seal: t.bus.Seal, source: t.source}
 	t.sched, err = startScheduler(ctx, t)
 	if err != nil {
 		nc.Close()
