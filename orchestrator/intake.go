@@ -57,6 +57,10 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		}
 	}
 	for _, c := range capabilities {
+		if !t.policy.maySubmit(submitter, c) {
+			t.refuse(ctx, m, reasonForbidden, fmt.Sprintf("you may not ask for capability %q", c))
+			return
+		}
 		if !t.dir.hasCapability(c) {
 			t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
 			return

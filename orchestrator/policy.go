@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -69,6 +70,15 @@ type CapabilityPolicy struct {
 	// does not conform fails the task.
 	InputSchema  any `yaml:"input_schema"`
 	OutputSchema any `yaml:"output_schema"`
+	// Submitters, when set, lists the principals that may ask for this
+	// capability; others are refused "forbidden".
+	Submitters []string `yaml:"submitters"`
+}
+
+// maySubmit reports whether submitter may ask for capability c.
+func (p TenantPolicy) maySubmit(submitter, c string) bool {
+	allowed := p.Capabilities[c].Submitters
+	return len(allowed) == 0 || slices.Contains(allowed, submitter)
 }
 
 // Check compiles every schema, so a bad policy fails at start, not later.

@@ -170,3 +170,20 @@ func TestMaxPerAgent(t *testing.T) {
 		t.Fatalf("hand-backs spent attempts: %d", v.Attempts)
 	}
 }
+
+func TestSubmittersPolicy(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{
+		Capabilities: map[string]orchestrator.CapabilityPolicy{"deploy": {Submitters: []string{"release-bot"}}},
+	}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	h.agent("acme", "deployer", echo, "deploy")
+	reply := h.client("acme", "intern").request(protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.SubmitRequest{Capability: "deploy"})
+	var r protocol.Refused
+	json.Unmarshal(reply.Data(), &r)
+	if r.Reason != "forbidden" {
+		t.Fatalf("intern asking to deploy: %s %s", reply.Type(), reply.Data())
+	}
+	bot := h.client("acme", "release-bot")
+	acc := bot.submit(protocol.SubmitRequest{Capability: "deploy"})
+	bot.waitState(acc.TaskID, protocol.StateCompleted)
+}

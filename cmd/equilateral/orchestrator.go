@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -19,6 +20,7 @@ func newOrchestratorCommand() *cobra.Command {
 		server  string
 		jsonLog bool
 		policy  string
+		ttl     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "orchestrator --data-dir DIR [--server URL]",
@@ -43,7 +45,7 @@ by side; state is in JetStream, so a restarted one carries on.`,
 			if jsonLog {
 				handler = slog.NewJSONHandler(os.Stderr, nil)
 			}
-			opts := []orchestrator.Option{orchestrator.WithLogger(slog.New(handler))}
+			opts := []orchestrator.Option{orchestrator.WithLogger(slog.New(handler)), orchestrator.WithResultTTL(ttl)}
 			if policy != "" {
 				p, err := readPolicy(policy)
 				if err != nil {
@@ -62,6 +64,7 @@ by side; state is in JetStream, so a restarted one carries on.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
 	cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
 	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
+	cmd.Flags().DurationVar(&ttl, "result-ttl", 7*24*time.Hour, "how long finished tasks and their results are kept")
 	cmd.Flags().StringVar(&policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
 	return cmd
 }
