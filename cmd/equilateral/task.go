@@ -41,6 +41,21 @@ func (f *taskFlags) register(cmd *cobra.Command, timeout time.Duration) {
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
 }
 
+// run wraps a task command: connect with the creds, bound the call by
+// --timeout, and close the connection after.
+func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, closeConn, err := f.connect()
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+		defer cancel()
+		return body(ctx, cmd, c, args)
+	}
+}
+
 // connect opens a client from the creds file: the tenant and name come
 // from the user JWT in it.
 func (f *taskFlags) connect() (*client.Client, func(), error) {
@@ -292,20 +307,13 @@ func newTaskGetCommand() *cobra.Command {
 		Use:   "get TASK_ID --creds FILE",
 		Short: "Show a task and its result",
 		Args:  exactlyOneTaskID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, closeConn, err := flags.connect()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-			defer cancel()
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
 			v, err := c.Get(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			return printTask(cmd, v, flags.json)
-		},
+		}),
 	}
 	flags.register(cmd, 30*time.Second)
 	return cmd
@@ -317,16 +325,9 @@ func newTaskWatchCommand() *cobra.Command {
 		Use:   "watch TASK_ID --creds FILE",
 		Short: "Follow a task's progress until it ends",
 		Args:  exactlyOneTaskID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, closeConn, err := flags.connect()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-			defer cancel()
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
 			return watchToEnd(cmd, c, ctx, args[0], flags.json)
-		},
+		}),
 	}
 	flags.register(cmd, 10*time.Minute)
 	return cmd
@@ -338,20 +339,13 @@ func newTaskCancelCommand() *cobra.Command {
 		Use:   "cancel TASK_ID --creds FILE",
 		Short: "Cancel a task; its running handler and its subtasks are stopped",
 		Args:  exactlyOneTaskID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, closeConn, err := flags.connect()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-			defer cancel()
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
 			v, err := c.Cancel(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			return printTask(cmd, v, flags.json)
-		},
+		}),
 	}
 	flags.register(cmd, 30*time.Second)
 	return cmd
@@ -367,14 +361,7 @@ func newTaskListCommand() *cobra.Command {
 		Use:   "list --creds FILE [--state S]",
 		Short: "List your tasks, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, closeConn, err := flags.connect()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-			defer cancel()
+		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, _ []string) error {
 			tasks, err := c.List(ctx, protocol.ListRequest{State: protocol.State(state), Limit: limit})
 			if err != nil {
 				return err
@@ -388,7 +375,7 @@ func newTaskListCommand() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", t.TaskID, t.Capability, t.State, t.Attempts, t.Agent, t.CreatedAt.Format(time.RFC3339))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	flags.register(cmd, 30*time.Second)
 	cmd.Flags().StringVar(&state, "state", "", "only tasks in this state")
