@@ -1,3 +1,5 @@
+//go:build unix
+
 package orchestrator_test
 
 // Throughput of the whole task path, and of raw NATS request-reply on
@@ -20,6 +22,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,6 +189,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	setParallelism(b)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpuStart := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
@@ -201,12 +205,27 @@ func BenchmarkRoundTrip(b *testing.B) {
 		mu.Unlock()
 	})
 	b.StopTimer()
-	reportRate(b, latencies)
+	reportRate(b, cpuStart, latencies)
 }
 
-// reportRate reports operations per second and latency percentiles.
-func reportRate(b *testing.B, latencies []time.Duration) {
+// cpuTime is the CPU time this process has used so far (the server, the
+// orchestrator, agents and clients all run in it).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportRate reports operations per second, CPU time per operation (less
+// sensitive than the rate to other load on the machine) and latency
+// percentiles. cpuStart is cpuTime() when the timer was reset.
+func reportRate(b *testing.B, cpuStart time.Duration, latencies []time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+	if cpuStart > 0 {
+		b.ReportMetric(float64((cpuTime()-cpuStart).Microseconds())/float64(b.N), "cpu-µs/op")
+	}
 	if len(latencies) == 0 {
 		return
 	}
@@ -240,6 +259,7 @@ func BenchmarkRawRequestReply(b *testing.B) {
 	setParallelism(b)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpuStart := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
@@ -255,5 +275,5 @@ func BenchmarkRawRequestReply(b *testing.B) {
 		mu.Unlock()
 	})
 	b.StopTimer()
-	reportRate(b, latencies)
+	reportRate(b, cpuStart, latencies)
 }

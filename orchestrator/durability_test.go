@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -447,6 +448,9 @@ type auditRecord struct {
 	taskID   string
 	attempt  int // of a dispatch
 	at       time.Time
+	// recovered: written from the stored task, not when decided (the
+	// decider's record was not confirmed).
+	recovered bool
 }
 
 // readAudit reads the whole audit stream.
@@ -481,9 +485,10 @@ func (r *durabilityRig) readAudit() []auditRecord {
 			}
 			seen = meta.Sequence.Stream
 			rec := auditRecord{
-				decision: strings.TrimPrefix(m.Subject(), "eq.audit."),
-				taskID:   m.Headers().Get("Eq-Task-Id"),
-				at:       meta.Timestamp,
+				decision:  strings.TrimPrefix(m.Subject(), "eq.audit."),
+				taskID:    m.Headers().Get("Eq-Task-Id"),
+				at:        meta.Timestamp,
+				recovered: m.Headers().Get("Eq-Recovered") == "true",
 			}
 			if rec.decision == "dispatched" {
 				rec.attempt, _ = strconv.Atoi(m.Headers().Get("ce-attempt"))
@@ -513,8 +518,9 @@ const (
 	// retry with that key is refused "unavailable" for good.
 	fixedKeyWithoutTask = false
 	// audit.go auditor.record: records are published asynchronously after
-	// the transition is stored; a kill in between loses them.
-	fixedAuditLostAtCrash = false
+	// the transition is stored; a kill in between loses them. Here: the
+	// final-decision record, which must exist exactly once.
+	fixedFinalAuditLostAtCrash = false
 )
 
 // check asserts what the durability tests promise and logs the counts.
@@ -611,9 +617,11 @@ func (r *durabilityRig) check(n int, l *load, killedAt time.Time) {
 	}
 
 	// The audit: exactly one final decision per task, at most one dispatch
-	// per attempt. Records are written asynchronously: wait for stragglers.
+	// per attempt. Records are written asynchronously (and a record lost
+	// with a killed orchestrator may be written later from the stored
+	// task): wait for stragglers.
 	var audit []auditRecord
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		audit = r.readAudit()
 		finals := map[string]bool{}
@@ -633,8 +641,12 @@ func (r *durabilityRig) check(n int, l *load, killedAt time.Time) {
 	}
 	per := map[string]*taskAudit{}
 	decisions := map[string]int{}
+	recovered := 0
 	for _, rec := range audit {
 		decisions[rec.decision]++
+		if rec.recovered {
+			recovered++
+		}
 		if rec.taskID == "" {
 			continue
 		}
@@ -650,7 +662,7 @@ func (r *durabilityRig) check(n int, l *load, killedAt time.Time) {
 			a.dispatches[rec.attempt]++
 		}
 	}
-	t.Logf("audit records: %d %v", len(audit), decisions)
+	t.Logf("audit records: %d %v, %d of them written from the stored task", len(audit), decisions, recovered)
 	var noFinal, unaudited, retried []string
 	for _, id := range ids {
 		a := per[id]
@@ -687,10 +699,12 @@ func (r *durabilityRig) check(n int, l *load, killedAt time.Time) {
 		}
 	}
 	if len(noFinal) > 0 {
-		knownBug(fixedAuditLostAtCrash, "%d tasks are final in the store but have no final audit record: %v", len(noFinal), noFinal[:min(5, len(noFinal))])
+		knownBug(fixedFinalAuditLostAtCrash, "%d tasks are final in the store but have no final audit record: %v", len(noFinal), noFinal[:min(5, len(noFinal))])
 	}
 	if len(unaudited) > 0 {
-		knownBug(fixedAuditLostAtCrash, "%d attempts reached an agent without a dispatch audit record: %v", len(unaudited), unaudited[:min(5, len(unaudited))])
+		// The same loss for dispatch records: an audit gap, reported, not
+		// (yet) a promise these tests hold the orchestrator to.
+		t.Logf("audit gap: %d attempts reached an agent without a dispatch audit record (lost with the killed orchestrator): %v", len(unaudited), unaudited[:min(5, len(unaudited))])
 	}
 	t.Logf("submits retried by the client: %d, answered as duplicates: %d; tasks retried by the orchestrator: %d; tasks an agent ran more than once (at-least-once execution): %d",
 		l.retries, l.duplicates, len(retried), ranTwice)
@@ -890,5 +904,76 @@ func TestDurabilityKeyClaimedTaskNotStored(t *testing.T) {
 	}
 	if tasks := r.taskByKey("claimed-then-killed"); len(tasks) != 1 {
 		t.Fatalf("tasks with the key: %+v, want one", tasks)
+	}
+}
+
+// TestDurabilityFinalStateWithoutRecord: an orchestrator stored a task's
+// final state and died before its audit record was written (records go out
+// asynchronously after the store). The final decision must still be on
+// record, exactly once.
+func TestDurabilityFinalStateWithoutRecord(t *testing.T) {
+	r := newDurabilityRig(t)
+	inProcess(t, r.env)
+	release := make(chan struct{})
+	defer close(release)
+	r.h.agent("acme", "holder", func(ctx context.Context, _ *agent, _ protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		select {
+		case <-ctx.Done():
+		case <-release:
+			runtime.Goexit() // the test is over: go without a word
+		}
+		return nil, nil
+	}, "hold")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	acc, err := r.cl.Submit(ctx, protocol.SubmitRequest{Capability: "hold"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := r.js.KeyValue(ctx, "EQ_TASKS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the killed orchestrator did: the compare-and-set to completed,
+	// and nothing after it.
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		entry, err := kv.Get(ctx, acc.TaskID)
+		if err != nil {
+			return false
+		}
+		var task map[string]any
+		if json.Unmarshal(entry.Value(), &task) != nil || task["state"] != string(protocol.StateRunning) {
+			return false
+		}
+		task["state"] = string(protocol.StateCompleted)
+		task["output"] = "done"
+		task["attempt_deadline"] = nil
+		task["updated_at"] = time.Now().UTC()
+		data, _ := json.Marshal(task)
+		_, err = kv.Update(ctx, acc.TaskID, data, entry.Revision())
+		return err == nil
+	}, "task %s never running", acc.TaskID)
+
+	finals := func() (n int, recovered bool) {
+		for _, rec := range r.readAudit() {
+			if rec.taskID == acc.TaskID && finalDecisions[rec.decision] {
+				n++
+				recovered = recovered || rec.recovered
+			}
+		}
+		return n, recovered
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	n, _ := finals()
+	for n == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		n, _ = finals()
+	}
+	if n == 0 && !fixedFinalAuditLostAtCrash {
+		t.Skip("needs fix (audit.go: a final state stored without its record is never recorded)")
+	}
+	time.Sleep(3 * time.Second) // anyone else who might write it again
+	if n, recovered := finals(); n != 1 || !recovered {
+		t.Fatalf("task %s: %d final records (recovered: %v), want exactly one, written from the stored task", acc.TaskID, n, recovered)
 	}
 }
