@@ -188,6 +188,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	var latencies []time.Duration
 	setParallelism(b)
 	b.ReportAllocs()
+	in0, out0 := serverMsgs(b, env)
 	b.ResetTimer()
 	cpuStart := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
@@ -206,6 +207,19 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 	b.StopTimer()
 	reportRate(b, cpuStart, latencies)
+	in, out := serverMsgs(b, env)
+	b.ReportMetric(float64(in-in0)/float64(b.N), "srv-in-msgs/op")
+	b.ReportMetric(float64(out-out0)/float64(b.N), "srv-out-msgs/op")
+}
+
+// serverMsgs is how many messages the server has taken in and sent out
+// (JetStream API requests and replies included).
+func serverMsgs(b *testing.B, env *natstest.Env) (in, out int64) {
+	v, err := env.Server.NATS().Varz(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v.InMsgs, v.OutMsgs
 }
 
 // cpuTime is the CPU time this process has used so far (the server, the
