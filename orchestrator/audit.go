@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -28,12 +29,42 @@ const (
 // signed event behind the decision, verbatim (its ce- headers and body),
 // plus Eq- headers saying what was decided and why; `audit verify`
 // re-verifies every record's signature offline.
+//
+// A final decision is on record exactly once, even when the orchestrator
+// dies between storing the final state and writing its record: final
+// records carry the message id <task>.final (the stream drops a second
+// one within auditDedupeWindow), and every replica's scheduler, which sees
+// each final state the store takes, has the record written from the
+// stored task when the one in flight is not confirmed within auditGrace.
 type auditor struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	seal   func(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error)
 	source string
+
+	mu      sync.Mutex
+	pending map[string]jetstream.PubAckFuture // final records in flight, by task
+	due     []expectedFinal
 }
+
+// expectedFinal is a final state seen in the store whose record is due.
+type expectedFinal struct {
+	at       time.Time
+	taskID   string
+	decision string
+	reason   string
+}
+
+const (
+	// auditDedupeWindow is how long the audit stream remembers message
+	// ids (its Duplicates setting, the server's default).
+	auditDedupeWindow = 2 * time.Minute
+	// auditGrace is how long a final record may take to be confirmed
+	// before it is written from the stored task.
+	auditGrace = 2 * time.Second
+)
+
+func finalRecordID(taskID string) string { return taskID + ".final" }
 
 // auditDecision is the data of the orchestrator's own decision records.
 type auditDecision struct {
@@ -73,6 +104,9 @@ type auditEntry struct {
 	// event is the signed message as it travelled (nil for a decision
 	// without one, such as a timeout).
 	event *nats.Msg
+	// recovered: written from the stored task after the record of the
+	// decision was not confirmed (see reconcile).
+	recovered bool
 }
 
 // record appends asynchronously: the hot path never waits for the audit
@@ -100,6 +134,9 @@ func (a *auditor) record(ctx context.Context, e auditEntry) {
 		msg.Header.Set(protocol.AuditHeaderSubject, event.Subject)
 	}
 	msg.Header.Set(protocol.AuditHeaderDecision, e.decision)
+	if e.recovered {
+		msg.Header.Set(protocol.AuditHeaderRecovered, "true")
+	}
 	if e.reason != "" {
 		msg.Header.Set(protocol.AuditHeaderReason, e.reason)
 	}
@@ -109,7 +146,74 @@ func (a *auditor) record(ctx context.Context, e auditEntry) {
 	if e.taskID != "" {
 		msg.Header.Set(protocol.AuditHeaderTaskID, e.taskID)
 	}
-	if _, err := a.js.PublishMsgAsync(msg); err != nil {
+	final := e.taskID != "" && protocol.State(e.decision).Final()
+	if final {
+		msg.Header.Set(jetstream.MsgIDHeader, finalRecordID(e.taskID))
+	}
+	ack, err := a.js.PublishMsgAsync(msg)
+	if err != nil {
 		a.log.ErrorContext(ctx, "audit write failed", "decision", e.decision, "task", e.taskID, "error", err)
+		return
+	}
+	if final && !e.recovered {
+		a.mu.Lock()
+		if a.pending == nil {
+			a.pending = map[string]jetstream.PubAckFuture{}
+		}
+		a.pending[e.taskID] = ack
+		a.mu.Unlock()
+	}
+}
+
+// expectFinal notes a final state seen in the store: its record is
+// checked after auditGrace. Final states older than the dedupe window
+// allows for (seen when a watch starts) are left alone: a record written
+// now could no longer be told from one written then.
+func (a *auditor) expectFinal(task *Task, now time.Time) {
+	if now.Sub(task.UpdatedAt) > auditDedupeWindow/2 {
+		return
+	}
+	a.mu.Lock()
+	a.due = append(a.due, expectedFinal{at: now.Add(auditGrace), taskID: task.ID, decision: string(task.State), reason: task.Error})
+	a.mu.Unlock()
+}
+
+// reconcile writes the final records that are due and not confirmed, from
+// the stored task; a record that did arrive makes the stream drop it.
+func (a *auditor) reconcile(ctx context.Context, now time.Time) {
+	a.mu.Lock()
+	var ready []expectedFinal
+	keep := a.due[:0]
+	for _, d := range a.due {
+		if now.Before(d.at) {
+			keep = append(keep, d)
+			continue
+		}
+		if ack, ok := a.pending[d.taskID]; ok {
+			select {
+			case <-ack.Ok():
+				delete(a.pending, d.taskID)
+				continue // confirmed
+			case <-ack.Err():
+				delete(a.pending, d.taskID)
+			default:
+				if now.Sub(d.at) < auditDedupeWindow/4 {
+					d.at = now.Add(auditGrace) // still in flight: look again
+					keep = append(keep, d)
+					continue
+				}
+				delete(a.pending, d.taskID)
+			}
+		}
+		ready = append(ready, d)
+	}
+	a.due = keep
+	a.mu.Unlock()
+	for _, d := range ready {
+		reason := "recorded from the stored task: the record of the orchestrator that decided it was not confirmed"
+		if d.reason != "" {
+			reason = d.reason + "; " + reason
+		}
+		a.record(ctx, auditEntry{decision: d.decision, reason: reason, taskID: d.taskID, recovered: true})
 	}
 }

@@ -516,11 +516,11 @@ const (
 	// intake.go handleSubmit: the key is claimed before the task is
 	// stored; a kill in between leaves a key naming no task, and every
 	// retry with that key is refused "unavailable" for good.
-	fixedKeyWithoutTask = false
+	fixedKeyWithoutTask = true
 	// audit.go auditor.record: records are published asynchronously after
 	// the transition is stored; a kill in between loses them. Here: the
 	// final-decision record, which must exist exactly once.
-	fixedFinalAuditLostAtCrash = false
+	fixedFinalAuditLostAtCrash = true
 )
 
 // check asserts what the durability tests promise and logs the counts.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -118,8 +120,13 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 			return
 		}
 		if existing != "" {
-			t.answerDuplicate(ctx, m, existing)
-			return
+			if t.answerDuplicate(ctx, m, existing) {
+				return
+			}
+			// The key names a task that was never stored: an orchestrator
+			// stopped between claiming the key and storing the task. This
+			// submit carries the same key, so it stores that task now.
+			task.ID = existing
 		}
 	}
 	if req.Flow != nil {
@@ -127,6 +134,9 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		task.FlowInput = req.Input
 		task.Input = nil
 		if err := t.startFlow(ctx, task); err != nil {
+			if t.storedByAnother(ctx, m, task, err) {
+				return
+			}
 			t.refuse(ctx, m, reasonUnavailable, "could not record the flow; try again")
 			t.log.ErrorContext(ctx, "flow not stored", "error", err)
 			return
@@ -136,6 +146,9 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		return
 	}
 	if err := t.store.create(ctx, task); err != nil {
+		if t.storedByAnother(ctx, m, task, err) {
+			return
+		}
 		t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
 		t.log.ErrorContext(ctx, "task not stored", "error", err)
 		return
@@ -174,15 +187,30 @@ func (t *tenant) checkParent(ctx context.Context, submitter, parentID string) er
 	return fmt.Errorf("only the agent running task %s may submit its subtasks", clip(parentID))
 }
 
-// answerDuplicate replies to a resubmit with the task its key names.
-func (t *tenant) answerDuplicate(ctx context.Context, m *bus.Message, taskID string) {
+// answerDuplicate replies to a resubmit with the task its key names. It
+// returns false, without answering, when that task does not exist.
+func (t *tenant) answerDuplicate(ctx context.Context, m *bus.Message, taskID string) bool {
 	task, _, err := t.store.get(ctx, taskID)
+	if errors.Is(err, errNotFound) {
+		return false
+	}
 	if err != nil {
 		t.refuse(ctx, m, reasonUnavailable, "could not read the task; try again")
-		return
+		return true
 	}
 	t.audit.record(ctx, auditEntry{decision: decisionDuplicate, taskID: taskID, event: m.Raw()})
 	t.respond(ctx, m, protocol.TypeTaskAccepted, taskID, protocol.Accepted{TaskID: taskID, State: task.State, Duplicate: true})
+	return true
+}
+
+// storedByAnother answers a keyed submit whose task id was stored first by
+// a concurrent submit with the same key (a retry that took over the claim,
+// here or on another replica).
+func (t *tenant) storedByAnother(ctx context.Context, m *bus.Message, task *Task, err error) bool {
+	if task.IdempotencyKey == "" || !errors.Is(err, jetstream.ErrKeyExists) {
+		return false
+	}
+	return t.answerDuplicate(ctx, m, task.ID)
 }
 
 func clip(s string) string {

@@ -44,6 +44,10 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	if task.Parent != "" {
 		e.SetExtension(protocol.ExtCausationID, task.Parent)
 	}
+	// The submitter hears "dispatched" before the agent can hear of the
+	// task: its "running" (sent when the agent's report is handled, maybe
+	// on another goroutine) then always comes after, on this connection.
+	t.notify(ctx, task)
 	msg, err := t.bus.Send(ctx, protocol.Capability(task.Capability), e)
 	if err != nil {
 		// The claim timeout retries it: the task is not lost.
@@ -51,7 +55,6 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 		return
 	}
 	t.audit.record(ctx, auditEntry{decision: decisionDispatched, taskID: task.ID, event: msg})
-	t.notify(ctx, task)
 }
 
 // attemptExpired handles an attempt nobody claimed or that ran too long.

@@ -82,6 +82,9 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 	var task Task
 	if json.Unmarshal(entry.Value(), &task) != nil || task.State.Final() {
 		delete(s.active, entry.Key())
+		if task.State.Final() {
+			s.t.audit.expectFinal(&task, time.Now())
+		}
 		return
 	}
 	s.active[entry.Key()] = timing{
@@ -103,6 +106,7 @@ func (s *scheduler) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
+			s.t.audit.reconcile(ctx, now)
 			for id, due := range s.due(now) {
 				switch due {
 				case dueTimeout:

@@ -72,6 +72,9 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.replicas,
 		MaxAge:      cfg.auditMaxAge,
+		// Final records carry a message id (see auditor): a second one
+		// within the window is dropped.
+		Duplicates: dedupeWindow(cfg.auditMaxAge),
 		// Nobody deletes or purges audit records; only age retires them.
 		DenyDelete: true,
 		DenyPurge:  true,
@@ -80,6 +83,15 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 		return nil, fmt.Errorf("orchestrator: audit stream: %w", err)
 	}
 	return &taskStore{js: js, tasks: tasks, idem: idem}, nil
+}
+
+// dedupeWindow is the audit stream's duplicate window: auditDedupeWindow,
+// or less when records are kept less long.
+func dedupeWindow(maxAge time.Duration) time.Duration {
+	if maxAge > 0 && maxAge < auditDedupeWindow {
+		return maxAge
+	}
+	return auditDedupeWindow
 }
 
 // create stores a new task; it fails if the id exists.

@@ -11,6 +11,11 @@ const (
 	AuditHeaderRequestID = "Eq-Request-Id"
 	AuditHeaderTaskID    = "Eq-Task-Id"
 	AuditHeaderSubject   = "Eq-Subject"
+	// AuditHeaderRecovered ("true") marks a record written from the stored
+	// task because the record made when it was decided was not confirmed
+	// (the orchestrator that decided died first); it holds the
+	// orchestrator's signed account of the decision, not the original event.
+	AuditHeaderRecovered = "Eq-Recovered"
 )
 
 // Decisions recorded in the audit stream (and the last token of their
