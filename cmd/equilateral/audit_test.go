@@ -264,6 +264,9 @@ func appendTampered(t *testing.T, url, dir, taskID string) uint64 {
 	for k, v := range original.Header {
 		forged.Header[k] = v
 	}
+	// Without the record's message id, or JetStream drops the copy as a
+	// duplicate of the final record.
+	forged.Header.Del(jetstream.MsgIDHeader)
 	forged.Data = []byte(strings.Replace(string(original.Data), "secret-4711", "altered-0815", 1))
 	ack, err := js.PublishMsg(ctx, forged)
 	if err != nil {
