@@ -76,10 +76,14 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if entry.Operation() != jetstream.KeyValuePut {
+		s.t.store.forget(entry.Key())
 		delete(s.active, entry.Key())
 		return
 	}
 	var task Task
+	if json.Unmarshal(entry.Value(), &task) == nil {
+		s.t.store.remember(entry.Key(), entry.Value(), entry.Revision(), task.State.Final())
+	}
 	if json.Unmarshal(entry.Value(), &task) != nil || task.State.Final() {
 		delete(s.active, entry.Key())
 		if task.State.Final() {

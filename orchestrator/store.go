@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +33,55 @@ type taskStore struct {
 	js    jetstream.JetStream
 	tasks jetstream.KeyValue
 	idem  jetstream.KeyValue
+
+	// recent caches the last known record and revision of unfinished
+	// tasks, so a transition is usually one compare-and-set, not a read
+	// and then a write. A stale entry only costs a failed CAS.
+	mu     sync.Mutex
+	recent map[string]cachedTask
+}
+
+type cachedTask struct {
+	data []byte
+	rev  uint64
+}
+
+// remember records a task's latest known revision (from our own writes
+// and the scheduler's watch).
+func (s *taskStore) remember(id string, data []byte, rev uint64, final bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recent == nil {
+		s.recent = map[string]cachedTask{}
+	}
+	if c, ok := s.recent[id]; ok && c.rev >= rev {
+		return
+	}
+	if final {
+		delete(s.recent, id)
+		return
+	}
+	s.recent[id] = cachedTask{data: data, rev: rev}
+}
+
+func (s *taskStore) forget(id string) {
+	s.mu.Lock()
+	delete(s.recent, id)
+	s.mu.Unlock()
+}
+
+func (s *taskStore) cached(id string) (*Task, uint64, bool) {
+	s.mu.Lock()
+	c, ok := s.recent[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, 0, false
+	}
+	var t Task
+	if json.Unmarshal(c.data, &t) != nil {
+		return nil, 0, false
+	}
+	return &t, c.rev, true
 }
 
 type storeConfig struct {
@@ -100,7 +150,10 @@ func (s *taskStore) create(ctx context.Context, t *Task) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.tasks.Create(ctx, t.ID, data)
+	rev, err := s.tasks.Create(ctx, t.ID, data)
+	if err == nil {
+		s.remember(t.ID, data, rev, t.State.Final())
+	}
 	return err
 }
 
@@ -124,12 +177,24 @@ func (s *taskStore) get(ctx context.Context, id string) (*Task, uint64, error) {
 // compare-and-set, retrying on a concurrent write. change returns errSkip
 // to leave the task alone. It returns the task as written.
 func (s *taskStore) update(ctx context.Context, id string, change func(*Task) error) (*Task, error) {
+	useCache := true
 	for {
-		t, rev, err := s.get(ctx, id)
-		if err != nil {
-			return nil, err
+		t, rev, ok := (*Task)(nil), uint64(0), false
+		if useCache {
+			t, rev, ok = s.cached(id)
+		}
+		if !ok {
+			var err error
+			t, rev, err = s.get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
 		}
 		if err := change(t); err != nil {
+			if ok && errors.Is(err, errSkip) {
+				useCache = false // decide on the stored record, not a cached one
+				continue
+			}
 			return t, err
 		}
 		t.UpdatedAt = time.Now().UTC()
@@ -137,13 +202,16 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.tasks.Update(ctx, id, data, rev)
+		newRev, err := s.tasks.Update(ctx, id, data, rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			s.forget(id)
+			useCache = false
 			continue // someone else wrote first: look again
 		}
 		if err != nil {
 			return nil, err
 		}
+		s.remember(id, data, newRev, t.State.Final())
 		return t, nil
 	}
 }

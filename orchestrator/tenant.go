@@ -43,8 +43,9 @@ type tenant struct {
 	dir   *directory
 	sched *scheduler
 
-	subs []*nats.Subscription
-	wg   sync.WaitGroup
+	subs  []*nats.Subscription
+	lanes *lanes
+	wg    sync.WaitGroup
 }
 
 func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error) {
@@ -104,15 +105,16 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
+	t.lanes = newLanes(32)
 	handlers := []struct {
 		subject string
 		h       bus.HandlerFunc
 	}{
-		{protocol.TasksSubmit, t.handleSubmit},
+		{protocol.TasksSubmit, t.lanes.wrap(t.handleSubmit, byEventID)},
 		{protocol.TasksGet, t.handleGet},
 		{protocol.TasksList, t.handleList},
 		{protocol.TasksCancel, t.handleCancel},
-		{protocol.AllAgentsWildcard, t.handleReport},
+		{protocol.AllAgentsWildcard, t.lanes.wrap(t.handleReport, byReportTask)},
 	}
 	for _, h := range handlers {
 		sub, err := t.bus.QueueSubscribe(h.subject, queueGroup, h.h)
@@ -146,6 +148,9 @@ func (t *tenant) stop() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		t.nc.Close()
+	}
+	if t.lanes != nil {
+		t.lanes.close()
 	}
 }
 
