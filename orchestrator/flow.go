@@ -101,7 +101,7 @@ func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 		return
 	}
 	now := time.Now().UTC()
-	policy := t.cfg.policy(step.Capability)
+	policy := t.retryPolicy(step.Capability)
 	deadline := flow.Deadline
 	if step.Timeout > 0 {
 		deadline = minTime(deadline, now.Add(time.Duration(step.Timeout)))

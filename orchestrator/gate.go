@@ -106,7 +106,7 @@ func (t *tenant) startGate(ctx context.Context, task *Task) {
 	gate := t.gateFor(task.Capability)
 	input, _ := json.Marshal(GateRequest{Capability: task.Capability, Input: task.Input, Output: task.Output, TaskID: task.ID})
 	now := time.Now().UTC()
-	policy := t.cfg.policy(gate)
+	policy := t.retryPolicy(gate)
 	child := &Task{
 		ID:            task.GateTask,
 		Capability:    gate,

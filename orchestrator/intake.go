@@ -85,7 +85,7 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	}
 
 	now := time.Now().UTC()
-	policy := t.cfg.policy(req.Capability)
+	policy := t.retryPolicy(req.Capability)
 	timeout := time.Duration(req.Timeout)
 	if timeout <= 0 {
 		timeout = policy.TaskTimeout

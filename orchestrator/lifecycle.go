@@ -21,7 +21,7 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 		if task.State != protocol.StateSubmitted || now.Before(task.NextAttemptAt) || now.After(task.Deadline) {
 			return errSkip
 		}
-		policy = t.cfg.policy(task.Capability)
+		policy = t.retryPolicy(task.Capability)
 		task.Attempt++
 		task.State = protocol.StateDispatched
 		task.Agent = ""
@@ -113,7 +113,7 @@ func (t *tenant) timeOut(ctx context.Context, id string) {
 // while attempts and time remain, else dead-lettered (retries exhausted)
 // or failed (not retryable).
 func (t *tenant) retryOrGiveUp(task *Task, now time.Time, retryable bool) {
-	policy := t.cfg.policy(task.Capability)
+	policy := t.retryPolicy(task.Capability)
 	task.AttemptDeadline = time.Time{}
 	if !retryable {
 		task.State = protocol.StateFailed

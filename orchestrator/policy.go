@@ -10,16 +10,35 @@ import (
 
 // RetryPolicy says how a capability's tasks are retried and bounded.
 type RetryPolicy struct {
-	MaxAttempts    int           // attempts in all, 1 = no retry
-	InitialBackoff time.Duration // wait before the second attempt
-	MaxBackoff     time.Duration // backoff doubles up to this
+	MaxAttempts    int           `yaml:"max_attempts"`    // attempts in all, 1 = no retry
+	InitialBackoff time.Duration `yaml:"initial_backoff"` // wait before the second attempt
+	MaxBackoff     time.Duration `yaml:"max_backoff"`     // backoff doubles up to this
 	// ClaimTimeout is how long a dispatched attempt may wait for an agent
 	// to report running before it counts as failed.
-	ClaimTimeout time.Duration
+	ClaimTimeout time.Duration `yaml:"claim_timeout"`
 	// AttemptTimeout bounds one running attempt.
-	AttemptTimeout time.Duration
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 	// TaskTimeout bounds the whole task when the submitter sets none.
-	TaskTimeout time.Duration
+	TaskTimeout time.Duration `yaml:"task_timeout"`
+}
+
+// over returns p with every field o sets replaced.
+func (p RetryPolicy) over(o *RetryPolicy) RetryPolicy {
+	if o == nil {
+		return p
+	}
+	if o.MaxAttempts > 0 {
+		p.MaxAttempts = o.MaxAttempts
+	}
+	for _, f := range []struct{ dst, src *time.Duration }{
+		{&p.InitialBackoff, &o.InitialBackoff}, {&p.MaxBackoff, &o.MaxBackoff},
+		{&p.ClaimTimeout, &o.ClaimTimeout}, {&p.AttemptTimeout, &o.AttemptTimeout}, {&p.TaskTimeout, &o.TaskTimeout},
+	} {
+		if *f.src > 0 {
+			*f.dst = *f.src
+		}
+	}
+	return p
 }
 
 // DefaultRetryPolicy applies to capabilities without their own.
@@ -70,6 +89,9 @@ type CapabilityPolicy struct {
 	// does not conform fails the task.
 	InputSchema  any `yaml:"input_schema"`
 	OutputSchema any `yaml:"output_schema"`
+	// Retry overrides the retry policy of the capability (fields left out
+	// keep the orchestrator's).
+	Retry *RetryPolicy `yaml:"retry"`
 	// Submitters, when set, lists the principals that may ask for this
 	// capability; others are refused "forbidden".
 	Submitters []string `yaml:"submitters"`

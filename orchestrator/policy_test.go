@@ -187,3 +187,18 @@ func TestSubmittersPolicy(t *testing.T) {
 	acc := bot.submit(protocol.SubmitRequest{Capability: "deploy"})
 	bot.waitState(acc.TaskID, protocol.StateCompleted)
 }
+
+func TestRetryPolicyPerCapability(t *testing.T) {
+	policies := &orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{
+		Capabilities: map[string]orchestrator.CapabilityPolicy{"code": {Retry: &orchestrator.RetryPolicy{MaxAttempts: 1}}},
+	}}
+	h := newHarness(t, orchestrator.WithPolicies(policies))
+	h.agent("acme", "broken", func(context.Context, *agent, protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		return nil, &protocol.Report{Message: "always fails"}
+	}, "code")
+	c := h.client("acme", "client")
+	acc := c.submit(protocol.SubmitRequest{Capability: "code"})
+	if v := c.waitState(acc.TaskID, protocol.StateDeadLettered); v.Attempts != 1 {
+		t.Fatalf("attempts %d, the policy allows 1", v.Attempts)
+	}
+}

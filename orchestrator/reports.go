@@ -65,7 +65,7 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 		if task.State != protocol.StateDispatched || task.Attempt != r.Attempt {
 			return errSkip
 		}
-		policy := t.cfg.policy(task.Capability)
+		policy := t.retryPolicy(task.Capability)
 		task.State = protocol.StateRunning
 		task.Agent = agent
 		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)

@@ -264,3 +264,9 @@ func decode(m *bus.Message, v any) error {
 	}
 	return nil
 }
+
+// retryPolicy is the capability's retry policy: the tenant policy's
+// override over the orchestrator's.
+func (t *tenant) retryPolicy(capability string) RetryPolicy {
+	return t.cfg.policy(capability).over(t.policy.Capabilities[capability].Retry)
+}

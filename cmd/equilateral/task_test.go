@@ -154,6 +154,10 @@ func TestReadPolicyExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	retry := p.Default.Capabilities["code"].Retry
+	if retry == nil || retry.MaxAttempts != 5 || retry.InitialBackoff != 500*time.Millisecond {
+		t.Fatalf("retry policy %+v", retry)
+	}
 	if p.Default.Capabilities["code"].Gate != "review" || p.Tenants["globex"].MaxConcurrent != 100 {
 		t.Fatalf("policy %+v", p)
 	}
