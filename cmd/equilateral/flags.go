@@ -56,6 +56,23 @@ func (f *adminFlags) publisher(ctx context.Context, store *auth.Store) (auth.Pub
 	return auth.NewNATSPublisher(nc), nc.Close, nil
 }
 
+// change runs one admin change: the data dir opened, a publisher to the
+// servers (or the offline resolver directory), all bounded by withTimeout.
+func (f *adminFlags) change(cmd *cobra.Command, body func(ctx context.Context, store *auth.Store, pub auth.Publisher) error) error {
+	store, err := f.open()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(cmd.Context())
+	defer cancel()
+	pub, release, err := f.publisher(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return body(ctx, store, pub)
+}
+
 // withTimeout bounds one admin operation.
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 30*time.Second)

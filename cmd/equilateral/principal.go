@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -192,29 +193,20 @@ publishes the account: the server closes its live connections immediately and
 refuses its creds from then on. ` + "`rotate`" + ` issues new creds later.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := flags.open()
-			if err != nil {
-				return err
-			}
-			if err := checkRole(store, tenant, name, role); err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd.Context())
-			defer cancel()
-			pub, release, err := flags.publisher(ctx, store)
-			if err != nil {
-				return err
-			}
-			defer release()
-			p, err := store.Revoke(ctx, tenant, name, pub)
-			if err != nil {
-				return err
-			}
-			if flags.json {
-				return printJSON(cmd, p)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s revoked (user %s)\n", role, p.Name, p.Tenant, p.PublicKey)
-			return nil
+			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
+				if err := checkRole(store, tenant, name, role); err != nil {
+					return err
+				}
+				p, err := store.Revoke(ctx, tenant, name, pub)
+				if err != nil {
+					return err
+				}
+				if flags.json {
+					return printJSON(cmd, p)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s revoked (user %s)\n", role, p.Name, p.Tenant, p.PublicKey)
+				return nil
+			})
 		},
 	}
 	flags.register(cmd, true)
@@ -236,36 +228,27 @@ them (overwriting --out), then revokes the old key: connections using the old
 creds close at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := flags.open()
-			if err != nil {
-				return err
-			}
-			if err := checkRole(store, tenant, name, role); err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd.Context())
-			defer cancel()
-			pub, release, err := flags.publisher(ctx, store)
-			if err != nil {
-				return err
-			}
-			defer release()
-			p, err := store.Rotate(ctx, tenant, name, out, pub)
-			if err != nil {
-				return err
-			}
-			credsFile := out
-			if credsFile == "" {
-				credsFile = store.DefaultCredsFile(tenant, name)
-			}
-			if flags.json {
-				return printJSON(cmd, struct {
-					auth.Principal
-					CredsFile string `json:"creds_file"`
-				}{p, credsFile})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s rotated (user %s)\ncreds %s\n", role, p.Name, p.Tenant, p.PublicKey, credsFile)
-			return nil
+			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
+				if err := checkRole(store, tenant, name, role); err != nil {
+					return err
+				}
+				p, err := store.Rotate(ctx, tenant, name, out, pub)
+				if err != nil {
+					return err
+				}
+				credsFile := out
+				if credsFile == "" {
+					credsFile = store.DefaultCredsFile(tenant, name)
+				}
+				if flags.json {
+					return printJSON(cmd, struct {
+						auth.Principal
+						CredsFile string `json:"creds_file"`
+					}{p, credsFile})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s rotated (user %s)\ncreds %s\n", role, p.Name, p.Tenant, p.PublicKey, credsFile)
+				return nil
+			})
 		},
 	}
 	flags.register(cmd, true)

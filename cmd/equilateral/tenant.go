@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -134,25 +135,16 @@ its keys and creds from the data dir. JetStream data of the account stays on
 the servers until an operator removes it.`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := flags.open()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd.Context())
-			defer cancel()
-			pub, release, err := flags.publisher(ctx, store)
-			if err != nil {
-				return err
-			}
-			defer release()
-			if err := store.DeleteTenant(ctx, args[0], pub); err != nil {
-				return err
-			}
-			if flags.json {
-				return printJSON(cmd, map[string]string{"deleted": args[0]})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "tenant %s deleted\n", args[0])
-			return nil
+			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
+				if err := store.DeleteTenant(ctx, args[0], pub); err != nil {
+					return err
+				}
+				if flags.json {
+					return printJSON(cmd, map[string]string{"deleted": args[0]})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "tenant %s deleted\n", args[0])
+				return nil
+			})
 		},
 	}
 	flags.register(cmd, true)
