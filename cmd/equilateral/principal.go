@@ -91,18 +91,7 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
 			if err != nil {
 				return err
 			}
-			credsFile := out
-			if credsFile == "" {
-				credsFile = store.DefaultCredsFile(tenant, name)
-			}
-			if flags.json {
-				return printJSON(cmd, struct {
-					auth.Principal
-					CredsFile string `json:"creds_file"`
-				}{p, credsFile})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s created in tenant %s (user %s)\ncreds %s\n", role, p.Name, p.Tenant, p.PublicKey, credsFile)
-			return nil
+			return printIssued(cmd, flags.json, store, p, out, "created")
 		},
 	}
 	flags.register(cmd, false)
@@ -236,18 +225,7 @@ creds close at once.`,
 				if err != nil {
 					return err
 				}
-				credsFile := out
-				if credsFile == "" {
-					credsFile = store.DefaultCredsFile(tenant, name)
-				}
-				if flags.json {
-					return printJSON(cmd, struct {
-						auth.Principal
-						CredsFile string `json:"creds_file"`
-					}{p, credsFile})
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s in tenant %s rotated (user %s)\ncreds %s\n", role, p.Name, p.Tenant, p.PublicKey, credsFile)
-				return nil
+				return printIssued(cmd, flags.json, store, p, out, "rotated")
 			})
 		},
 	}
@@ -273,5 +251,21 @@ func checkRole(store *auth.Store, tenant, name string, role auth.Role) error {
 	if p.Role != role {
 		return fmt.Errorf("%w: %s in tenant %s is the %s role (use the `equilateral %s` commands)", auth.ErrWrongRole, name, tenant, p.Role, p.Role)
 	}
+	return nil
+}
+
+// printIssued reports new creds: where they are and whose key they hold.
+func printIssued(cmd *cobra.Command, asJSON bool, store *auth.Store, p auth.Principal, out, verb string) error {
+	credsFile := out
+	if credsFile == "" {
+		credsFile = store.DefaultCredsFile(p.Tenant, p.Name)
+	}
+	if asJSON {
+		return printJSON(cmd, struct {
+			auth.Principal
+			CredsFile string `json:"creds_file"`
+		}{p, credsFile})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s in tenant %s (user %s)\ncreds %s\n", p.Role, p.Name, verb, p.Tenant, p.PublicKey, credsFile)
 	return nil
 }
