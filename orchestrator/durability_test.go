@@ -843,6 +843,10 @@ func TestDurabilityLostReplyResubmit(t *testing.T) {
 	if err := r.clNC.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}
+	// The orchestrator took it (the task exists); only the answer is lost.
+	// Resubmitting before that would race the first submit, and either
+	// could then be the one to store the task.
+	natstest.Eventually(t, 10*time.Second, func() bool { return len(r.taskByKey("lost-reply")) == 1 }, "the first submit was never stored")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	acc, err := r.cl.Submit(ctx, req)
