@@ -12,12 +12,12 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/equilateral-agents/equilateral/audit"
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -83,39 +83,11 @@ func auditJS(t *testing.T, env *natstest.Env, tenant string) jetstream.JetStream
 // echoAgent answers every dispatch on its capability with {"echo": input}.
 func echoAgent(t *testing.T, env *natstest.Env, keys bus.KeyRegistry, creds, name, capability string) {
 	t.Helper()
-	signer, err := bus.SignerFromCreds(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := bus.NewConn(env.Connect(t, creds, name), signer, bus.NewVerifier(keys, bus.WithTenant("acme")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	report := func(kind, typ string, r protocol.Report) {
-		e := newEvent(protocol.Source("acme", name), typ, r)
-		conn.Publish(context.Background(), protocol.AgentReport(name, kind), e)
-	}
-	_, err = conn.QueueSubscribe(protocol.Capability(capability), capability, bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
-		var d protocol.Dispatch
-		json.Unmarshal(m.Event.Data(), &d)
-		report("running", protocol.TypeTaskRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt})
-		report("completed", protocol.TypeTaskCompleted, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt,
-			Output: json.RawMessage(`{"echo":` + string(d.Input) + `}`)})
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.NATS().Flush()
+	agenttest.Echo(t, env.Connect(t, creds, name), keys, creds, "acme", name, capability)
 }
 
 func newEvent(source, typ string, data any) *event.Event {
-	e := event.New()
-	e.SetID(nuid.Next())
-	e.SetSource(source)
-	e.SetType(typ)
-	e.SetTime(time.Now())
-	e.SetData(event.ApplicationJSON, data)
-	return &e
+	return agenttest.NewEvent(source, typ, data)
 }
 
 // runTask submits a task and waits until its completion is audited.

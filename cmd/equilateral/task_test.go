@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,18 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
-// echoAgent speaks the agent side of the protocol by hand (the agents SDK
-// is its own package): it answers every dispatch on its capability with
-// {"echo": input}.
+// echoAgent runs a hand-written agent answering {"echo": input}.
 func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
 	t.Helper()
 	creds := filepath.Join(dataDir, "creds", tenant, name+".creds")
@@ -38,34 +34,7 @@ func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := bus.SignerFromCreds(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := bus.NewConn(nc, signer, bus.NewVerifier(keys, bus.WithTenant(tenant)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	report := func(kind, typ string, r protocol.Report) {
-		e := event.New()
-		e.SetID(nuid.Next())
-		e.SetSource(protocol.Source(tenant, name))
-		e.SetType(typ)
-		e.SetTime(time.Now())
-		e.SetData(event.ApplicationJSON, r)
-		conn.Publish(context.Background(), protocol.AgentReport(name, kind), &e)
-	}
-	_, err = conn.QueueSubscribe(protocol.Capability(capability), capability, bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
-		var d protocol.Dispatch
-		json.Unmarshal(m.Event.Data(), &d)
-		report("running", protocol.TypeTaskRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt})
-		report("completed", protocol.TypeTaskCompleted, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt,
-			Output: json.RawMessage(`{"echo":` + string(d.Input) + `}`)})
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
+	agenttest.Echo(t, nc, keys, creds, tenant, name, capability)
 }
 
 func TestCLITasks(t *testing.T) {
