@@ -220,7 +220,7 @@ func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 	requestID := newID()
 	reason := reasonFor(err)
 	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + err.Error(), requestID: requestID, event: msg})
-	if msg.Reply != "" && strings.HasPrefix(msg.Subject, "eq.tasks.") {
+	if msg.Reply != "" && protocol.IsTaskOperation(msg.Subject) {
 		t.replyRefused(ctx, msg.Reply, requestID, reason, err.Error())
 	}
 }

@@ -113,3 +113,9 @@ const AuditWildcard = "eq.audit.>"
 // TasksWildcard covers submit and the task operations.
 // eq.tasks.>
 const TasksWildcard = "eq.tasks.>"
+
+// IsTaskOperation reports whether subject is under eq.tasks.>, where
+// requests to the orchestrator arrive.
+func IsTaskOperation(subject string) bool {
+	return len(subject) > len("eq.tasks.") && subject[:len("eq.tasks.")] == "eq.tasks."
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/embedded"
+	"github.com/equilateral-agents/equilateral/protocol"
 )
 
 // Env is a data dir with its server running.
@@ -110,7 +111,7 @@ func (e *Env) Dial(creds, name string, opts ...nats.Option) (*nats.Conn, error) 
 	base := []nats.Option{
 		nats.UserCredentials(creds),
 		nats.Name(name),
-		nats.CustomInboxPrefix("_INBOX_" + name),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(name)),
 		nats.NoReconnect(),
 	}
 	return nats.Connect(e.URL, append(base, opts...)...)
