@@ -19,7 +19,8 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 		t.refuse(ctx, m, reasonSignerMismatch, "report subject and signer disagree")
 		return
 	}
-	if kind == "heartbeat" {
+	if kind == protocol.HeartbeatKind {
+		t.handleHeartbeat(ctx, m, agent)
 		return
 	}
 	var r protocol.Report
@@ -36,6 +37,8 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 		t.reportFinished(ctx, m, agent, r, true)
 	case protocol.TypeTaskFailed:
 		t.reportFinished(ctx, m, agent, r, false)
+	case protocol.TypeTaskReleased:
+		t.reportReleased(ctx, m, agent, r)
 	default:
 		t.refuse(ctx, m, reasonMalformed, "unknown report type")
 	}
@@ -174,4 +177,26 @@ func (t *tenant) handBack(ctx context.Context, agent string, r protocol.Report) 
 		return
 	}
 	t.sendCancel(ctx, agent, r.TaskID, "agent at its concurrency limit")
+}
+
+// reportReleased takes back an attempt the agent will not finish (it is
+// draining, or too busy to claim it): the task is dispatched again soon,
+// and the attempt is not spent.
+func (t *tenant) reportReleased(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
+		if !attemptOf(task, agent, r.Attempt) {
+			return errSkip
+		}
+		task.State = protocol.StateSubmitted
+		task.Attempt--
+		task.Agent = ""
+		task.AttemptDeadline = time.Time{}
+		task.NextAttemptAt = time.Now().Add(handBackDelay)
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "release", r.TaskID, err)
+		return
+	}
+	t.audit.record(ctx, auditEntry{decision: decisionRetry, reason: "released by " + agent + ": " + r.Message, taskID: r.TaskID, event: m.Raw()})
 }

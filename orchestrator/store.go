@@ -33,6 +33,8 @@ type taskStore struct {
 	js    jetstream.JetStream
 	tasks jetstream.KeyValue
 	idem  jetstream.KeyValue
+	// agents is the live registry: the last heartbeat of each instance.
+	agents jetstream.KeyValue
 
 	// recent caches the last known record and revision of unfinished
 	// tasks, so a transition is usually one compare-and-set, not a read
@@ -113,6 +115,17 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: idempotency bucket: %w", err)
 	}
+	agents, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      protocol.AgentsBucket,
+		Description: "Equilateral live agents: the last heartbeat of each instance",
+		History:     1,
+		TTL:         protocol.AgentsTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: agents bucket: %w", err)
+	}
 	// Create, never update: the orchestrator role is denied any change to
 	// the audit stream once it exists (auth.rolePermissions).
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
@@ -132,7 +145,7 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return nil, fmt.Errorf("orchestrator: audit stream: %w", err)
 	}
-	return &taskStore{js: js, tasks: tasks, idem: idem}, nil
+	return &taskStore{js: js, tasks: tasks, idem: idem, agents: agents}, nil
 }
 
 // dedupeWindow is the audit stream's duplicate window: auditDedupeWindow,

@@ -1,0 +1,358 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// ErrConnectionClosed is what Run returns when the server ends the
+// connection for good (for example because the agent's creds were revoked);
+// it wraps the server's last error.
+var ErrConnectionClosed = errors.New("agents: connection closed")
+
+// Agent is one running instance of an agent principal: its creds, its
+// handlers per capability, and the tasks it runs. Several instances may
+// share a name and creds; each dispatch goes to one of them.
+type Agent struct {
+	cfg      *config
+	log      *slog.Logger
+	tenant   string
+	name     string
+	allowed  []string // capabilities the creds may subscribe to
+	instance string
+	started  time.Time
+
+	nc     *nats.Conn
+	bus    *bus.Conn
+	client *client.Client
+	closed chan struct{} // closed when the connection is closed for good
+
+	mu       sync.Mutex
+	handlers map[string]Handler
+	running  map[string]*attempt // by task id
+	draining bool
+	runCalls int
+
+	slots    chan struct{}
+	subtasks *subtaskWaiters
+	wg       sync.WaitGroup
+}
+
+// Connect dials the NATS server at url with the agent's creds file. The
+// tenant, name and capabilities come from the creds.
+func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	id, err := auth.ReadIdentity(credsFile)
+	if err != nil {
+		return nil, err
+	}
+	if id.Role != auth.RoleAgent {
+		return nil, fmt.Errorf("agents: %s holds %q creds, not an agent's", credsFile, id.Role)
+	}
+	if err := protocol.ValidateName("tenant", id.Tenant); err != nil {
+		return nil, fmt.Errorf("agents: %s names no tenant: %w", credsFile, err)
+	}
+	a := &Agent{
+		cfg:      cfg,
+		tenant:   id.Tenant,
+		name:     id.Name,
+		allowed:  id.Capabilities,
+		instance: nuid.Next(),
+		started:  time.Now().UTC(),
+		closed:   make(chan struct{}),
+		handlers: map[string]Handler{},
+		running:  map[string]*attempt{},
+		slots:    make(chan struct{}, cfg.maxConcurrent),
+		subtasks: newSubtaskWaiters(),
+	}
+	a.log = cfg.logger.With("tenant", a.tenant, "agent", a.name)
+	natsOpts := append([]nats.Option{
+		nats.UserCredentials(credsFile),
+		nats.Name("equilateral-agent/" + a.name),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(a.name)),
+		nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(a.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			a.log.Warn("nats error", "subject", subject, "error", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				a.log.Warn("disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("reconnected") }),
+	}, cfg.natsOptions...)
+	nc, err := connect(ctx, url, natsOpts)
+	if err != nil {
+		return nil, fmt.Errorf("agents: connect to %s as %s: %w", url, a.name, err)
+	}
+	a.nc = nc
+	if err := a.setUpBus(credsFile); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// connect dials in the background so ctx can bound the dial.
+func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(url, opts...)
+		done <- result{nc, err}
+	}()
+	select {
+	case r := <-done:
+		return r.nc, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func (a *Agent) setUpBus(credsFile string) error {
+	signer, err := bus.SignerFromCreds(credsFile)
+	if err != nil {
+		return err
+	}
+	keys := a.cfg.keys
+	if keys == nil {
+		keys = bus.NewSourceKeys(protocol.Source(a.tenant, auth.OrchestratorName))
+	}
+	opts := []bus.Option{bus.WithTracerProvider(a.cfg.tracerProvider), bus.WithLogger(a.log)}
+	a.bus, err = bus.NewConn(a.nc, signer, bus.NewVerifier(keys, bus.WithTenant(a.tenant)), opts...)
+	if err != nil {
+		return err
+	}
+	a.client, err = client.New(a.nc, a.tenant, a.name, signer, keys, opts...)
+	return err
+}
+
+// Name is the agent's principal name.
+func (a *Agent) Name() string { return a.name }
+
+// Instance tells apart instances sharing the agent's name (in heartbeats
+// and the registry).
+func (a *Agent) Instance() string { return a.instance }
+
+// Tenant is the agent's tenant.
+func (a *Agent) Tenant() string { return a.tenant }
+
+// Capabilities are the capabilities the agent's creds allow.
+func (a *Agent) Capabilities() []string { return slices.Clone(a.allowed) }
+
+// Handle registers h for capability. Call it before Run; the creds must
+// allow the capability (the server would refuse the subscription).
+func (a *Agent) Handle(capability string, h Handler) error {
+	if !slices.Contains(a.allowed, capability) {
+		return fmt.Errorf("agents: the creds of %s do not allow capability %q (they allow %v)", a.name, capability, a.allowed)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runCalls > 0 {
+		return errors.New("agents: Handle after Run")
+	}
+	if _, dup := a.handlers[capability]; dup {
+		return fmt.Errorf("agents: capability %q already has a handler", capability)
+	}
+	a.handlers[capability] = h
+	return nil
+}
+
+// HandleFunc registers a function for capability.
+func (a *Agent) HandleFunc(capability string, f func(ctx context.Context, task *Task) (any, error)) error {
+	return a.Handle(capability, HandlerFunc(f))
+}
+
+// Run takes tasks until ctx ends, then drains: it stops taking tasks,
+// lets running ones finish within the drain timeout, hands the rest back
+// to be dispatched elsewhere, announces that it stopped and closes the
+// connection. It returns nil after a drain, or ErrConnectionClosed if
+// the server ended the connection first (for example revoked creds).
+// Run may be called once.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.runCalls++
+	calls, n := a.runCalls, len(a.handlers)
+	a.mu.Unlock()
+	if calls > 1 {
+		return errors.New("agents: Run called twice")
+	}
+	if n == 0 {
+		a.nc.Close()
+		return errors.New("agents: no handlers: call Handle before Run")
+	}
+	subs, err := a.subscribe()
+	if err != nil {
+		a.nc.Close()
+		return err
+	}
+	a.log.InfoContext(ctx, "agent up", "capabilities", a.capabilityNames(), "instance", a.instance)
+	a.heartbeat(ctx, protocol.AgentUp)
+	ticker := time.NewTicker(a.cfg.heartbeat)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			a.heartbeat(ctx, protocol.AgentUp)
+		case <-a.closed:
+			a.stopAll(ErrConnectionClosed)
+			a.wg.Wait()
+			err := a.nc.LastError()
+			a.log.Warn("connection closed by the server", "error", err)
+			return fmt.Errorf("%w: %w", ErrConnectionClosed, errOrClosed(err))
+		case <-ctx.Done():
+			return a.drain(subs)
+		}
+	}
+}
+
+func errOrClosed(err error) error {
+	if err == nil {
+		return nats.ErrConnectionClosed
+	}
+	return err
+}
+
+func (a *Agent) capabilityNames() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.handlers))
+	for c := range a.handlers {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// subscribe listens for dispatches of each handled capability (one queue
+// group per capability, shared with every agent that has it) and for this
+// agent's control messages.
+func (a *Agent) subscribe() ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for _, c := range a.capabilityNames() {
+		sub, err := a.bus.QueueSubscribe(protocol.Capability(c), c, bus.HandlerFunc(a.handleDispatch))
+		if err != nil {
+			return nil, fmt.Errorf("agents: subscribe to capability %s: %w", c, err)
+		}
+		subs = append(subs, sub)
+	}
+	if _, err := a.bus.Subscribe(protocol.Control(a.name), bus.HandlerFunc(a.handleControl)); err != nil {
+		return nil, fmt.Errorf("agents: subscribe to control: %w", err)
+	}
+	// A subscription the server refuses is only reported asynchronously;
+	// a round trip makes it show up here.
+	if err := a.nc.Flush(); err != nil {
+		return nil, err
+	}
+	if err := a.nc.LastError(); err != nil {
+		return nil, fmt.Errorf("agents: %w", err)
+	}
+	return subs, nil
+}
+
+// drain is the graceful end of Run.
+func (a *Agent) drain(subs []*nats.Subscription) error {
+	ctx := context.Background()
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
+	for _, sub := range subs {
+		sub.Unsubscribe()
+	}
+	a.heartbeat(ctx, protocol.AgentDraining)
+	a.log.Info("draining", "running", a.load())
+	finished := make(chan struct{})
+	go func() { a.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(a.cfg.drainTimeout):
+		a.stopAll(ErrReleased)
+		<-finished
+	case <-a.closed:
+	}
+	a.heartbeat(ctx, protocol.AgentStopped)
+	err := a.nc.Drain()
+	<-a.closed
+	a.log.Info("agent stopped")
+	return err
+}
+
+// stopAll ends every running handler's context with cause.
+func (a *Agent) stopAll(cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.running {
+		at.stop(cause)
+	}
+}
+
+func (a *Agent) load() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.running)
+}
+
+func (a *Agent) heartbeat(ctx context.Context, status protocol.AgentStatus) {
+	hb := protocol.Heartbeat{
+		Agent:         a.name,
+		Instance:      a.instance,
+		Status:        status,
+		Capabilities:  a.capabilityNames(),
+		Version:       a.cfg.version,
+		Load:          a.load(),
+		MaxConcurrent: a.cfg.maxConcurrent,
+		StartedAt:     a.started,
+		Interval:      protocol.Duration(a.cfg.heartbeat),
+	}
+	a.publish(ctx, protocol.AgentReport(a.name, protocol.HeartbeatKind), protocol.TypeAgentHeartbeat, "", hb)
+}
+
+// publish signs and sends one event from this agent.
+func (a *Agent) publish(ctx context.Context, subject, typ, taskID string, data any) error {
+	e := event.New()
+	e.SetID(nuid.Next())
+	e.SetSource(protocol.Source(a.tenant, a.name))
+	e.SetType(typ)
+	e.SetTime(time.Now())
+	if taskID != "" {
+		e.SetExtension(protocol.ExtTaskID, taskID)
+	}
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return err
+	}
+	err := a.bus.Publish(ctx, subject, &e)
+	if err != nil {
+		a.log.WarnContext(ctx, "event not sent", "subject", subject, "task", taskID, "error", err)
+	}
+	return err
+}

@@ -1,0 +1,98 @@
+package agents
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Option configures an Agent.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	maxConcurrent  int
+	claimWait      time.Duration
+	drainTimeout   time.Duration
+	heartbeat      time.Duration
+	version        string
+	logger         *slog.Logger
+	tracerProvider trace.TracerProvider
+	keys           bus.KeyRegistry
+	natsOptions    []nats.Option
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{
+		maxConcurrent:  8,
+		claimWait:      2 * time.Second,
+		drainTimeout:   30 * time.Second,
+		heartbeat:      5 * time.Second,
+		logger:         slog.New(slog.DiscardHandler),
+		tracerProvider: otel.GetTracerProvider(),
+	}
+	for _, o := range opts {
+		o.apply(c)
+	}
+	switch {
+	case c.maxConcurrent < 1:
+		return nil, fmt.Errorf("agents: max concurrent must be at least 1, not %d", c.maxConcurrent)
+	case c.heartbeat <= 0 || c.heartbeat > protocol.MaxHeartbeatInterval:
+		return nil, fmt.Errorf("agents: heartbeat interval must be in (0, %s], not %s", protocol.MaxHeartbeatInterval, c.heartbeat)
+	case c.drainTimeout < 0 || c.claimWait < 0:
+		return nil, fmt.Errorf("agents: negative drain timeout or claim wait")
+	}
+	return c, nil
+}
+
+// WithMaxConcurrent bounds the tasks the agent runs at once (default 8).
+// A dispatch that finds no free slot waits up to the claim wait, then is
+// handed back for another instance to take.
+func WithMaxConcurrent(n int) Option { return optionFunc(func(c *config) { c.maxConcurrent = n }) }
+
+// WithClaimWait is how long a dispatch may wait for a free slot before it
+// is handed back (default 2s; keep it under the orchestrator's claim
+// timeout, 5s by default).
+func WithClaimWait(d time.Duration) Option { return optionFunc(func(c *config) { c.claimWait = d }) }
+
+// WithDrainTimeout is how long Run lets running tasks finish after its
+// context ends; the ones still running then are handed back (default 30s).
+func WithDrainTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.drainTimeout = d })
+}
+
+// WithHeartbeat sets the heartbeat interval (default 5s, at most
+// protocol.MaxHeartbeatInterval).
+func WithHeartbeat(d time.Duration) Option { return optionFunc(func(c *config) { c.heartbeat = d }) }
+
+// WithVersion is the version the agent announces in its heartbeats.
+func WithVersion(v string) Option { return optionFunc(func(c *config) { c.version = v }) }
+
+// WithLogger sets the logger (default: discard). Payloads are never logged.
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithTracerProvider sets where spans go (default: the global provider).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithKeys pins the keys that verify the orchestrator's events (for
+// example bus.NewStoreKeys over the data dir). By default the
+// orchestrator's self-named key is trusted because the server lets no one
+// else publish dispatches, control messages or replies to this agent.
+func WithKeys(keys bus.KeyRegistry) Option { return optionFunc(func(c *config) { c.keys = keys }) }
+
+// WithNATSOptions adds options to the NATS connection Connect makes.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return optionFunc(func(c *config) { c.natsOptions = append(c.natsOptions, opts...) })
+}
