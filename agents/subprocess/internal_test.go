@@ -1,0 +1,161 @@
+package subprocess
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+func TestParseResult(t *testing.T) {
+	tests := []struct {
+		out, result, problem string
+	}{
+		{`{"a":1}`, `{"a":1}`, ""},
+		{" \n\t[1, 2]\r\n", `[1, 2]`, ""},
+		{`"text"`, `"text"`, ""},
+		{`null`, `null`, ""},
+		{``, ``, "stdout is empty (the result must be one JSON value)"},
+		{"  \n", ``, "stdout is empty (the result must be one JSON value)"},
+		{`hello`, ``, "stdout is not JSON: invalid character 'h' looking for beginning of value at offset 0"},
+		{"  \x1b[1m", ``, `stdout is not JSON: invalid character '\x1b' looking for beginning of value at offset 2`},
+		{`{"a":1} {"b":2}`, ``, "stdout has more than one JSON value"},
+		{"1\n2\n", ``, "stdout has more than one JSON value"},
+		{`{"a":1}x`, ``, "stdout has data after the JSON value at offset 7"},
+		{`{"a":`, ``, "stdout is not JSON: unexpected end of input"},
+		{`{"a" 1}`, ``, "stdout is not JSON: invalid character '1' after object key at offset 5"},
+	}
+	for _, tt := range tests {
+		result, problem := parseResult([]byte(tt.out))
+		if string(result) != tt.result || problem != tt.problem {
+			t.Errorf("parseResult(%q) = %s, %q; want %s, %q", tt.out, result, problem, tt.result, tt.problem)
+		}
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"plain", 100, "plain"},
+		{"  tab\there \r", 100, "tab here"},
+		{"\x1b[31mred\x1b[0m\x07", 100, "[31mred[0m"},
+		{"bidi \u202eevil\u202c line\u2028sep", 100, "bidi evil linesep"},
+		{"bad \xff utf8", 100, "bad \uFFFD utf8"},
+		{"abcdefghij", 8, "abcde…"},
+		{"ééééé", 8, "éé…"}, // no rune cut in half
+	}
+	for _, tt := range tests {
+		if got := sanitize(tt.in, tt.max); got != tt.want {
+			t.Errorf("sanitize(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}
+
+func FuzzSanitize(f *testing.F) {
+	f.Add("hello \x1b[1m world\x00", 20)
+	f.Add(strings.Repeat("é", 100), 7)
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 4 || max > 4096 {
+			return
+		}
+		got := sanitize(s, max)
+		if len(got) > max || !utf8.ValidString(got) {
+			t.Fatalf("sanitize(%q, %d) = %q: too long or invalid", s, max, got)
+		}
+		if i := strings.IndexFunc(got, func(r rune) bool {
+			return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+		}); i >= 0 {
+			t.Fatalf("sanitize(%q) = %q keeps a control character", s, got)
+		}
+	})
+}
+
+func FuzzParseResult(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `1 2`, `[`, `"x"  `, "\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, out []byte) {
+		result, problem := parseResult(out)
+		if (result == nil) == (problem == "") {
+			t.Fatalf("parseResult(%q) = %s, %q: want exactly one", out, result, problem)
+		}
+		if result != nil && !json.Valid(result) {
+			t.Fatalf("parseResult(%q) = invalid JSON %s", out, result)
+		}
+		if len(problem) > 200 {
+			t.Fatalf("problem too long: %q", problem)
+		}
+	})
+}
+
+func TestStderrLines(t *testing.T) {
+	s := newStderrReader(64, redactor{"hunter2-password"})
+	long := strings.Repeat("x", 200)
+	input := "one\npartial {\"a\":1}\n\n  \npartial [1,\npartial " + long + "\nlogin hunter2-password\nno newline at end"
+	go s.run(strings.NewReader(input))
+	var got []string
+	for u := range s.updates {
+		if u.Partial != nil {
+			got = append(got, "P:"+string(u.Partial))
+		} else {
+			got = append(got, "M:"+u.Message)
+		}
+	}
+	want := []string{
+		"M:one",
+		`P:{"a":1}`,
+		"M:partial [1,",
+		"M:partial " + long[:128], // lines are cut at maxPartial + len(partialPrefix) + 64 bytes
+		"M:login [redacted]",
+		"M:no newline at end",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("updates\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if s.lastMessage != "no newline at end" || s.memoryHint {
+		t.Errorf("last %q, memory hint %v", s.lastMessage, s.memoryHint)
+	}
+}
+
+func FuzzStderrLine(f *testing.F) {
+	f.Add([]byte("partial {\"a\":1}"), false)
+	f.Add([]byte("partial nope\r"), true)
+	f.Fuzz(func(t *testing.T, line []byte, cut bool) {
+		s := newStderrReader(1024, nil)
+		u, ok := s.parse(line, cut)
+		if !ok {
+			return
+		}
+		if (u.Partial == nil) == (u.Message == "") {
+			t.Fatalf("parse(%q) = %+v: want exactly one field", line, u)
+		}
+		if u.Partial != nil && !json.Valid(u.Partial) {
+			t.Fatalf("parse(%q) = invalid partial %s", line, u.Partial)
+		}
+		if len(u.Message) > maxProgress {
+			t.Fatalf("parse(%q): message of %d bytes", line, len(u.Message))
+		}
+	})
+}
+
+func TestShimArgsRoundTrip(t *testing.T) {
+	l := Limits{CPUTime: 1500e6, Memory: 1 << 28, OpenFiles: 32, Processes: 7}
+	args := append(l.shimArgs(), "errfd=3", "--", "/bin/prog", "prog", "--flag", "--")
+	req, err := parseShimArgs(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{CPUTime: 2e9, Memory: 1 << 28, OpenFiles: 32, Processes: 7}
+	if req.limits != want || req.errFD != 3 || req.program != "/bin/prog" || strings.Join(req.argv, " ") != "prog --flag --" {
+		t.Errorf("parsed %+v", req)
+	}
+	for _, bad := range [][]string{{"--", "/bin/prog"}, {"cpu=x", "--", "/p", "p"}, {"rss=1", "--", "/p", "p"}, {"cpu=1"}} {
+		if _, err := parseShimArgs(bad); err == nil {
+			t.Errorf("parseShimArgs(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package subprocess_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/equilateral-agents/equilateral/agents/subprocess"
+)
+
+// The test binary is also the exec shim and, with a first argument of
+// "test-handler-<mode>", a handler. Modes come by argv: the environment is
+// scrubbed.
+func TestMain(m *testing.M) {
+	subprocess.RunShimIfRequested()
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], handlerPrefix) {
+		os.Exit(testHandler(strings.TrimPrefix(os.Args[1], handlerPrefix), os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+const handlerPrefix = "test-handler-"
+
+// handlerArgv runs this test binary as a handler in the given mode.
+func handlerArgv(t testing.TB, mode string, args ...string) []string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{exe, handlerPrefix + mode}, args...)
+}
+
+// inspection is what the "inspect" handler reports.
+type inspection struct {
+	Stdin   map[string]json.RawMessage `json:"stdin"`
+	Env     map[string]string          `json:"env"`
+	Cwd     string                     `json:"cwd"`
+	CwdMode uint32                     `json:"cwd_mode"`
+}
+
+// limitsReport is what the "limits" handler reports: its own rlimits.
+type limitsReport struct {
+	CPU, NoFile, NProc [2]uint64 // soft, hard
+}
+
+func testHandler(mode string, args []string) int {
+	switch mode {
+	case "inspect":
+		stdin, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return 1
+		}
+		var in inspection
+		if err := json.Unmarshal(stdin, &in.Stdin); err != nil {
+			fmt.Fprintln(os.Stderr, "stdin is not a JSON object:", err)
+			return 1
+		}
+		in.Env = map[string]string{}
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			in.Env[k] = v
+		}
+		in.Cwd, _ = os.Getwd()
+		if fi, err := os.Stat(in.Cwd); err == nil {
+			in.CwdMode = uint32(fi.Mode().Perm())
+		}
+		return writeJSON(in)
+	case "progress":
+		for _, line := range []string{
+			"step one",
+			`partial {"n":1}`,
+			"",
+			"partial not json",
+			"step two\r",
+			`partial   {"n": 2}  `,
+		} {
+			fmt.Fprintln(os.Stderr, line)
+		}
+		return writeJSON(map[string]bool{"ok": true})
+	case "fail":
+		fmt.Fprintln(os.Stderr, "starting")
+		fmt.Fprintln(os.Stderr, "boom \x1b[31mred\x07\x00 "+strings.Repeat("y", 5000))
+		return 3
+	case "limits":
+		var rep limitsReport
+		for _, l := range []struct {
+			resource int
+			into     *[2]uint64
+		}{{unix.RLIMIT_CPU, &rep.CPU}, {unix.RLIMIT_NOFILE, &rep.NoFile}, {unix.RLIMIT_NPROC, &rep.NProc}} {
+			var rl unix.Rlimit
+			if err := unix.Getrlimit(l.resource, &rl); err != nil {
+				return 1
+			}
+			*l.into = [2]uint64{rl.Cur, rl.Max}
+		}
+		return writeJSON(rep)
+	case "open-files":
+		n, _ := strconv.Atoi(args[0])
+		opened, msg := 0, ""
+		for range n {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				msg = err.Error()
+				break
+			}
+			defer f.Close()
+			opened++
+		}
+		return writeJSON(map[string]any{"opened": opened, "error": msg})
+	}
+	fmt.Fprintln(os.Stderr, "unknown test handler mode", mode)
+	return 2
+}
+
+func writeJSON(v any) int {
+	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// newRunner makes a Runner with per-test temp root and a short timeout.
+func newRunner(t testing.TB, argv []string, opts ...subprocess.Option) *subprocess.Runner {
+	t.Helper()
+	opts = append([]subprocess.Option{
+		subprocess.WithTempRoot(t.TempDir()),
+		subprocess.WithTimeout(time.Minute),
+	}, opts...)
+	r, err := subprocess.New(argv, opts...)
+	if err != nil {
+		t.Fatalf("New(%q): %v", argv, err)
+	}
+	return r
+}
+
+// sh runs a shell script as the handler.
+func sh(script string) []string { return []string{"/bin/sh", "-c", script} }
+
+func testTask() subprocess.Task {
+	return subprocess.Task{
+		ID:         "task-1",
+		Attempt:    2,
+		Capability: "echo",
+		Deadline:   time.Now().Add(time.Hour),
+		Input:      json.RawMessage(`{"text":"hello"}`),
+	}
+}
+
+// runError runs t and requires it to fail with an *Error of kind.
+func runError(t *testing.T, r *subprocess.Runner, kind subprocess.ErrorKind) *subprocess.Error {
+	t.Helper()
+	out, err := r.Run(t.Context(), testTask(), nil)
+	var e *subprocess.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("Run = %s, %v; want a *subprocess.Error", out, err)
+	}
+	if e.Kind != kind {
+		t.Fatalf("Run error kind %q (%v); want %q", e.Kind, e, kind)
+	}
+	return e
+}
+
+// pythonPath is the real python3 interpreter (not a version manager's
+// shim, which needs an environment the handler does not get); the test is
+// skipped without one.
+func pythonPath(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Skipf("python3 does not run: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// processGone reports whether pid no longer runs. A zombie counts as gone:
+// it runs nothing and waits only for its reaper.
+func processGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	return strings.HasPrefix(rest, "Z")
+}
+
+// waitGone polls until every pid is gone.
+func waitGone(t *testing.T, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for _, pid := range pids {
+		for !processGone(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still runs", pid)
+			}
+			<-tick.C
+		}
+	}
+}
