@@ -9,12 +9,17 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/equilateral-agents/equilateral/agents/subprocess"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// `agent run --exec` starts handlers through this binary, which sets
+	// their resource limits before it becomes them.
+	subprocess.RunShimIfRequested()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
@@ -47,6 +52,7 @@ Start with:
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
+		newDevCommand(),
 		newInitCommand(),
 		newServerCommand(),
 		newTenantCommand(),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 func newOrchestratorCommand() *cobra.Command {
@@ -53,6 +55,12 @@ by side; state is in JetStream, so a restarted one carries on.`,
 				}
 				opts = append(opts, orchestrator.WithPolicies(p))
 			}
+			tp, shutdown, err := telemetry.Tracing(cmd.Context(), "equilateral-orchestrator", false)
+			if err != nil {
+				return err
+			}
+			defer flushTraces(shutdown)
+			opts = append(opts, orchestrator.WithTracerProvider(tp))
 			o, err := orchestrator.New(server, store, opts...)
 			if err != nil {
 				return err
@@ -74,6 +82,11 @@ func readPolicy(path string) (*orchestrator.PolicyFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--policy: %w", err)
 	}
+	return parsePolicy(raw, path)
+}
+
+// parsePolicy reads a policy file's contents; path only names it in errors.
+func parsePolicy(raw []byte, path string) (*orchestrator.PolicyFile, error) {
 	var p orchestrator.PolicyFile
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
@@ -84,4 +97,13 @@ func readPolicy(path string) (*orchestrator.PolicyFile, error) {
 		return nil, fmt.Errorf("--policy %s: %v", path, err)
 	}
 	return &p, nil
+}
+
+// flushTraces sends the last spans before the process exits.
+func flushTraces(shutdown telemetry.Shutdown) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "equilateral: traces not flushed: %v\n", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/protocol"
 )
 
 // Agents and clients are both principals (NATS users) of a tenant; their
@@ -24,6 +25,7 @@ func newAgentCommand() *cobra.Command {
 		newPrincipalListCommand(auth.RoleAgent),
 		newPrincipalRevokeCommand(auth.RoleAgent),
 		newPrincipalRotateCommand(auth.RoleAgent),
+		newAgentRunCommand(),
 	)
 	return cmd
 }
@@ -106,8 +108,8 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
 
 func newPrincipalListCommand(role auth.Role) *cobra.Command {
 	var (
-		flags  adminFlags
-		tenant string
+		flags          adminFlags
+		tenant, server string
 	)
 	cmd := &cobra.Command{
 		Use:   "list --data-dir DIR [--tenant T]",
@@ -141,32 +143,75 @@ func newPrincipalListCommand(role auth.Role) *cobra.Command {
 					}
 				}
 			}
+			if role == auth.RoleAgent {
+				return printAgents(cmd, store, server, tenants, principals, flags.json)
+			}
 			if flags.json {
 				return printJSON(cmd, principals)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			header := "TENANT\tNAME\tSTATUS\tUSER KEY\tCREATED"
-			if role == auth.RoleAgent {
-				header = "TENANT\tNAME\tCAPABILITIES\tSTATUS\tUSER KEY\tCREATED"
-			}
-			fmt.Fprintln(w, header)
+			fmt.Fprintln(w, "TENANT\tNAME\tSTATUS\tUSER KEY\tCREATED")
 			for _, p := range principals {
-				status := "active"
-				if p.Revoked() {
-					status = "revoked " + p.RevokedAt.Format("2006-01-02 15:04:05Z")
-				}
-				caps := ""
-				if role == auth.RoleAgent {
-					caps = strings.Join(p.Capabilities, ",") + "\t"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s%s\t%s\t%s\n", p.Tenant, p.Name, caps, status, p.PublicKey, p.CreatedAt.Format("2006-01-02 15:04:05Z"))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Tenant, p.Name, credsStatus(p), p.PublicKey, p.CreatedAt.Format("2006-01-02 15:04:05Z"))
 			}
 			return w.Flush()
 		},
 	}
 	flags.register(cmd, false)
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant")
+	if role == auth.RoleAgent {
+		cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server, to show which agents are running (default $NATS_URL, then "+defaultServerURL+")")
+	}
 	return cmd
+}
+
+func credsStatus(p auth.Principal) string {
+	if p.Revoked() {
+		return "revoked " + p.RevokedAt.Format("2006-01-02 15:04:05Z")
+	}
+	return "active"
+}
+
+// agentListing is an agent with its running instances.
+type agentListing struct {
+	auth.Principal
+	Instances []protocol.Heartbeat `json:"instances"`
+}
+
+// printAgents lists agents with what the live registry says of them; if
+// the server cannot be reached it says so and lists them without.
+func printAgents(cmd *cobra.Command, store *auth.Store, server string, tenants []string, principals []auth.Principal, asJSON bool) error {
+	ctx, cancel := withTimeout(cmd.Context())
+	defer cancel()
+	live := map[string]map[string][]protocol.Heartbeat{}
+	reachable := true
+	for _, t := range tenants {
+		l, err := liveAgents(ctx, store, server, t)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "equilateral: running agents unknown: %v\n", err)
+			reachable = false
+			break
+		}
+		live[t] = l
+	}
+	listing := make([]agentListing, 0, len(principals))
+	for _, p := range principals {
+		listing = append(listing, agentListing{Principal: p, Instances: live[p.Tenant][p.Name]})
+	}
+	if asJSON {
+		return printJSON(cmd, listing)
+	}
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TENANT\tNAME\tCAPABILITIES\tCREDS\tRUNNING\tUSER KEY\tCREATED")
+	for _, a := range listing {
+		running := "?"
+		if reachable {
+			running = liveSummary(a.Instances)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Tenant, a.Name, strings.Join(a.Capabilities, ","), credsStatus(a.Principal),
+			running, a.PublicKey, a.CreatedAt.Format("2006-01-02 15:04:05Z"))
+	}
+	return w.Flush()
 }
 
 func newPrincipalRevokeCommand(role auth.Role) *cobra.Command {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/equilateral-agents/equilateral/agents"
+	"github.com/equilateral-agents/equilateral/agents/demo"
+	"github.com/equilateral-agents/equilateral/agents/subprocess"
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/telemetry"
+)
+
+func newAgentRunCommand() *cobra.Command {
+	var (
+		creds, server, dataDir, name, execCmd string
+		capabilities, envNames                []string
+		maxConcurrent                         int
+		drainTimeout, taskTimeout, cpuTime    time.Duration
+		memory                                = sizeValue{new(int64)}
+		openFiles, processes                  uint64
+		jsonLog                               bool
+	)
+	*memory.n = 512 << 20
+	cmd := &cobra.Command{
+		Use:   "run --creds FILE [--capability C] [--exec CMD]",
+		Short: "Run an agent: a built-in demo agent, or any program per task (--exec)",
+		Long: `run connects with the agent's creds and takes its tasks until SIGINT or
+SIGTERM, then drains: it takes nothing new, lets running tasks finish within
+--drain-timeout and hands the rest back to be run elsewhere.
+
+Without --exec it runs the built-in demo agent of each capability: plan,
+code, review (the security reviewer, also an output gate) and summarize.
+
+With --exec CMD it runs CMD (through /bin/sh -c) once per task, in its own
+temporary directory (so name files by absolute path), with a scrubbed
+environment and resource limits:
+  stdin   one JSON object: {"task_id","attempt","capability","deadline","input"}
+  stdout  the result: exactly one JSON value
+  stderr  one progress message per line; "partial <json>" streams a partial result
+  exit 0 succeeds; 75 fails and may be retried; any other status fails for good.
+See docs/exec.md.`,
+		Example: `  equilateral agent run --creds eq-dev/creds/acme/planner.creds --capability plan
+  equilateral agent run --creds shouter.creds --capability shout \
+      --exec "python3 $PWD/shout.py" --memory 256MiB --task-timeout 30s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if creds == "" {
+				return usageError{errors.New("--creds is required (or set NATS_CREDS)")}
+			}
+			id, err := auth.ReadIdentity(creds)
+			if err != nil {
+				return err
+			}
+			if name != "" && name != id.Name {
+				return usageError{fmt.Errorf("--name %s, but the creds are %s's", name, id.Name)}
+			}
+			if len(capabilities) == 0 {
+				capabilities = id.Capabilities
+			}
+			log := newLogger(jsonLog)
+			handlers := map[string]agents.Handler{}
+			for _, c := range capabilities {
+				if !slices.Contains(id.Capabilities, c) {
+					return usageError{fmt.Errorf("--capability %s: the creds of %s allow only %s", c, id.Name, strings.Join(id.Capabilities, ", "))}
+				}
+				if execCmd != "" {
+					r, err := subprocess.New([]string{"/bin/sh", "-c", execCmd},
+						subprocess.WithLimits(subprocess.Limits{CPUTime: cpuTime, Memory: uint64(*memory.n), OpenFiles: openFiles, Processes: processes}),
+						subprocess.WithTimeout(taskTimeout),
+						subprocess.WithEnv(envNames...))
+					if err != nil {
+						return err
+					}
+					handlers[c] = execHandler{runner: r, log: log}
+					continue
+				}
+				d, ok := demo.Lookup(c)
+				if !ok {
+					return usageError{fmt.Errorf("no built-in agent for capability %s: pass --exec CMD", c)}
+				}
+				handlers[c] = demoHandler(d)
+			}
+			tp, shutdown, err := telemetry.Tracing(cmd.Context(), "agent-"+id.Name, false)
+			if err != nil {
+				return err
+			}
+			defer flushTraces(shutdown)
+			opts := []agents.Option{
+				agents.WithLogger(log),
+				agents.WithTracerProvider(tp),
+				agents.WithMaxConcurrent(maxConcurrent),
+				agents.WithDrainTimeout(drainTimeout),
+				agents.WithVersion(version),
+			}
+			if dataDir != "" {
+				keys, err := storeKeys(dataDir)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, agents.WithKeys(keys))
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			a, err := agents.Connect(ctx, server, creds, opts...)
+			cancel()
+			if err != nil {
+				return err
+			}
+			for c, h := range handlers {
+				if err := a.Handle(c, h); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "agent %s (tenant %s) taking %s on %s\n", a.Name(), a.Tenant(), strings.Join(capabilities, ", "), server)
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&creds, "creds", os.Getenv("NATS_CREDS"), "the agent's creds file (default $NATS_CREDS)")
+	f.StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
+	f.StringVar(&dataDir, "data-dir", "", "data dir, to verify the orchestrator's signatures against registered keys (otherwise the server's ACLs vouch for it)")
+	f.StringVar(&name, "name", "", "the agent's name, checked against the creds")
+	f.StringSliceVar(&capabilities, "capability", nil, "capability to take (repeatable; default: all the creds allow)")
+	f.StringVar(&execCmd, "exec", "", "run this command per task (see above); without it, the built-in demo agents")
+	f.IntVar(&maxConcurrent, "max-concurrent", 4, "tasks run at once")
+	f.DurationVar(&drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back")
+	f.DurationVar(&taskTimeout, "task-timeout", 5*time.Minute, "--exec: wall-clock limit per task (the task's deadline also applies)")
+	f.DurationVar(&cpuTime, "cpu-time", time.Minute, "--exec: CPU time limit per task (0: none)")
+	f.Var(memory, "memory", "--exec: address-space limit per task, e.g. 512MiB (0: none)")
+	f.Uint64Var(&openFiles, "open-files", 256, "--exec: open files limit per task (0: inherit)")
+	f.Uint64Var(&processes, "processes", 64, "--exec: processes limit (RLIMIT_NPROC, per user, not enforced for root; 0: none)")
+	f.StringSliceVar(&envNames, "env", nil, "--exec: environment variable to pass through (repeatable); all others are scrubbed")
+	f.BoolVar(&jsonLog, "log-json", false, "log as JSON")
+	return cmd
+}
+
+func newLogger(asJSON bool) *slog.Logger {
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+func storeKeys(dataDir string) (*bus.StoreKeys, error) {
+	store, err := auth.Open(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return bus.NewStoreKeys(store)
+}
+
+// demoHandler runs a built-in demo agent; its input errors are permanent.
+func demoHandler(d demo.Agent) agents.Handler {
+	return agents.HandlerFunc(func(ctx context.Context, task *agents.Task) (any, error) {
+		out, err := d.Run(ctx, task.Input)
+		if errors.Is(err, demo.ErrInput) {
+			return nil, agents.Permanent(err)
+		}
+		return out, err
+	})
+}
+
+// execHandler runs one process per task.
+type execHandler struct {
+	runner *subprocess.Runner
+	log    *slog.Logger
+}
+
+func (h execHandler) HandleTask(ctx context.Context, task *agents.Task) (any, error) {
+	out, err := h.runner.Run(ctx, subprocess.Task{
+		ID: task.ID, Attempt: task.Attempt, Capability: task.Capability, Deadline: task.Deadline, Input: task.Input,
+	}, func(u subprocess.Update) {
+		if u.Partial != nil {
+			task.Partial(ctx, u.Partial)
+			return
+		}
+		task.Progress(ctx, u.Message)
+	})
+	if err != nil {
+		// The submitter sees only the runner's sanitized message; the
+		// cause (paths, errno) stays in this agent's log.
+		var perr *subprocess.Error
+		if !errors.As(err, &perr) {
+			return nil, err
+		}
+		h.log.WarnContext(ctx, "handler failed", "task", task.ID, "error", err)
+		safe := errors.New(perr.Message)
+		if !perr.Retryable {
+			return nil, agents.Permanent(safe)
+		}
+		return nil, safe
+	}
+	return out, nil
+}
