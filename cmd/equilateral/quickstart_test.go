@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestREADMEQuickstart runs the README's quickstart for real: the built
+// binary runs `dev` (on a free port, in a temp dir), then every command of
+// the quickstart block as written, through sh, checking the outputs the
+// README promises (#=> for success containing the text, #=! for failure).
+func TestREADMEQuickstart(t *testing.T) {
+	steps := quickstartSteps(t)
+	if len(steps) < 3 {
+		t.Fatalf("the README quickstart has %d commands; the markers or the format changed", len(steps))
+	}
+	bin := equilateralBinary(t)
+	dir := t.TempDir()
+	url := startDev(t, dir)
+
+	for _, s := range steps {
+		command := strings.ReplaceAll(s.command, "go run ./cmd/equilateral", bin)
+		cmd := exec.Command("/bin/sh", "-c", command)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "NATS_URL="+url, "NATS_CREDS=", "EQUILATERAL_DATA_DIR=")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		switch {
+		case s.fails && err == nil:
+			t.Errorf("%s\nsucceeded, the README says it fails:\n%s", s.command, out.String())
+		case !s.fails && err != nil:
+			t.Errorf("%s\nfailed (%v):\n%s", s.command, err, out.String())
+		case !strings.Contains(out.String(), s.want):
+			t.Errorf("%s\nprinted:\n%s\nthe README promises %q", s.command, out.String(), s.want)
+		}
+	}
+}
+
+type quickstartStep struct {
+	command string
+	want    string
+	fails   bool
+}
+
+// quickstartSteps reads the commands between the quickstart markers.
+func quickstartSteps(t *testing.T) []quickstartStep {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "<!-- quickstart -->")
+	block, _, ok2 := strings.Cut(block, "<!-- /quickstart -->")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no <!-- quickstart --> ... <!-- /quickstart --> block")
+	}
+	var steps []quickstartStep
+	var pending string
+	for _, line := range strings.Split(block, "\n") {
+		line = strings.TrimRight(line, " ")
+		switch {
+		case pending != "":
+			pending += "\n" + line
+			if !strings.HasSuffix(line, "\\") {
+				steps = append(steps, quickstartStep{command: pending})
+				pending = ""
+			}
+		case strings.HasPrefix(line, "#=> "), strings.HasPrefix(line, "#=! "):
+			if len(steps) == 0 {
+				t.Fatalf("README quickstart: %q follows no command", line)
+			}
+			steps[len(steps)-1].want = line[4:]
+			steps[len(steps)-1].fails = strings.HasPrefix(line, "#=!")
+		case strings.HasPrefix(line, "go run ./cmd/equilateral "):
+			if strings.HasSuffix(line, "\\") {
+				pending = line
+			} else {
+				steps = append(steps, quickstartStep{command: line})
+			}
+		}
+	}
+	for _, s := range steps {
+		if s.want == "" {
+			t.Fatalf("README quickstart: %q has no #=> or #=! line saying what it prints", s.command)
+		}
+	}
+	return steps
+}
+
+// startDev runs `equilateral dev` in dir on a free port and returns its URL.
+func startDev(t *testing.T, dir string) string {
+	t.Helper()
+	cmd := exec.Command(equilateralBinary(t), "dev", "--port", "-1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "EQUILATERAL_DATA_DIR=", "OTEL_EXPORTER_OTLP_ENDPOINT=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			if url, ok := strings.CutPrefix(lines.Text(), "ready: "); ok {
+				ready <- url
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				t.Errorf("dev exited with %v on SIGTERM; stderr:\n%s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("dev did not stop on SIGTERM; stderr:\n%s", stderr.String())
+		}
+	})
+	select {
+	case url := <-ready:
+		return url
+	case <-time.After(60 * time.Second):
+		t.Fatalf("dev not ready; stderr:\n%s", stderr.String())
+		return ""
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine of exec.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
