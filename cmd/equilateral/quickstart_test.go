@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,8 +97,80 @@ func quickstartSteps(t *testing.T) []quickstartStep {
 	return steps
 }
 
-// startDev runs `equilateral dev` in dir on a free port and returns its URL.
+// startDev runs `equilateral dev` in dir on a free port until the test
+// ends and returns its URL.
 func startDev(t *testing.T, dir string) string {
+	t.Helper()
+	return startDevUntil(t, dir).url
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine of exec.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDevRestartKeepsState: a second `dev` on the same data dir reuses
+// its keys and creds and still has the first run's tasks.
+func TestDevRestartKeepsState(t *testing.T) {
+	bin := equilateralBinary(t)
+	dir := t.TempDir()
+	sh := func(url, command string) string {
+		cmd := exec.Command("/bin/sh", "-c", command)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "NATS_URL="+url, "NATS_CREDS=", "EQUILATERAL_DATA_DIR=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", command, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	first := startDevUntil(t, dir)
+	id := sh(first.url, bin+` task submit --creds eq-dev/creds/acme/client.creds --capability plan --data '{"feature": "search"}' --wait --json`)
+	var done struct {
+		TaskID string `json:"task_id"`
+		State  string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(id), &done); err != nil || done.State != "completed" {
+		t.Fatalf("first run: %v: %s", err, id)
+	}
+	credsBefore, err := os.ReadFile(filepath.Join(dir, "eq-dev", "creds", "acme", "client.creds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+
+	second := startDevUntil(t, dir)
+	got := sh(second.url, bin+" task get --creds eq-dev/creds/acme/client.creds --json "+done.TaskID)
+	if !strings.Contains(got, `"state": "completed"`) && !strings.Contains(got, `"state":"completed"`) {
+		t.Fatalf("after a restart the task is not there as completed:\n%s", got)
+	}
+	credsAfter, err := os.ReadFile(filepath.Join(dir, "eq-dev", "creds", "acme", "client.creds"))
+	if err != nil || !bytes.Equal(credsBefore, credsAfter) {
+		t.Fatalf("a restart must keep the creds (err %v)", err)
+	}
+}
+
+type devProcess struct {
+	url  string
+	stop func()
+}
+
+// startDevUntil is startDev with a stop that can be called before the
+// test ends.
+func startDevUntil(t *testing.T, dir string) devProcess {
 	t.Helper()
 	cmd := exec.Command(equilateralBinary(t), "dev", "--port", "-1")
 	cmd.Dir = dir
@@ -121,44 +193,29 @@ func startDev(t *testing.T, dir string) string {
 			}
 		}
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				t.Errorf("dev exited with %v on SIGTERM; stderr:\n%s", err, stderr.String())
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("dev exited with %v on SIGTERM; stderr:\n%s", err, stderr.String())
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Errorf("dev did not stop on SIGTERM; stderr:\n%s", stderr.String())
 			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("dev did not stop on SIGTERM; stderr:\n%s", stderr.String())
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case url := <-ready:
-		return url
+		return devProcess{url: url, stop: stop}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("dev not ready; stderr:\n%s", stderr.String())
-		return ""
+		return devProcess{}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the writer goroutine of exec.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
