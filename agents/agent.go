@@ -12,6 +12,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
@@ -156,6 +157,10 @@ func (a *Agent) setUpBus(credsFile string) error {
 	a.client, err = client.New(a.nc, a.tenant, a.name, signer, keys, opts...)
 	return err
 }
+
+const tracerName = "github.com/equilateral-agents/equilateral/agents"
+
+func (a *Agent) tracer() trace.Tracer { return a.cfg.tracerProvider.Tracer(tracerName) }
 
 // Name is the agent's principal name.
 func (a *Agent) Name() string { return a.name }

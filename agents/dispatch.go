@@ -9,8 +9,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // maxErrorMessage bounds the error text a failure report carries.
@@ -109,12 +113,23 @@ func (a *Agent) start(ctx context.Context, h Handler, d protocol.Dispatch) {
 	// it lives until the task's deadline, a cancel or the drain.
 	taskCtx, cancelDeadline := context.WithDeadline(context.WithoutCancel(ctx), d.Deadline)
 	taskCtx, cancel := context.WithCancelCause(taskCtx)
+	// The handler's span: its reports and subtasks are its children.
+	taskCtx, span := a.tracer().Start(taskCtx, "handle "+d.Capability, trace.WithAttributes(
+		telemetry.AttrTenant.String(a.tenant),
+		telemetry.AttrAgent.String(a.name),
+		telemetry.AttrCapability.String(d.Capability),
+		telemetry.AttrTaskID.String(d.TaskID),
+		telemetry.AttrAttempt.Int(d.Attempt),
+	))
+	if d.Parent != "" {
+		span.SetAttributes(telemetry.AttrParentTask.String(d.Parent))
+	}
 	at := &attempt{taskID: d.TaskID, attempt: d.Attempt, cancel: cancel}
 	a.mu.Lock()
 	a.running[d.TaskID] = at
 	a.mu.Unlock()
 	task := &Task{ID: d.TaskID, Attempt: d.Attempt, Capability: d.Capability, Input: d.Input, Deadline: d.Deadline, Parent: d.Parent, agent: a, at: at}
-	task.report(ctx, "running", protocol.TypeTaskRunning, protocol.Report{})
+	task.report(taskCtx, "running", protocol.TypeTaskRunning, protocol.Report{})
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -124,7 +139,15 @@ func (a *Agent) start(ctx context.Context, h Handler, d protocol.Dispatch) {
 		a.mu.Lock()
 		delete(a.running, d.TaskID)
 		a.mu.Unlock()
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "handler failed")
+		}
+		if cause := task.at.stopReason(); cause != nil {
+			span.AddEvent("stopped", trace.WithAttributes(telemetry.AttrReason.String(cause.Error())))
+		}
 		a.finish(taskCtx, task, output, err)
+		span.End()
 	}()
 }
 

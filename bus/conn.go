@@ -214,7 +214,9 @@ func (c *Conn) dispatch(h Handler) nats.MsgHandler {
 			return
 		}
 		span.SetAttributes(eventAttributes(semconv.MessagingOperationTypeProcess, msg.Subject, e, len(msg.Data))...)
-		verified, err := verifier.Verify(ctx, e)
+		verifyCtx, verifySpan := c.cfg.tracer.Start(ctx, "verify")
+		verified, err := verifier.Verify(verifyCtx, e)
+		endSpan(verifySpan, err)
 		if err != nil {
 			c.refuse(ctx, msg, err)
 			endSpan(span, err)

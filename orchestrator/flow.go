@@ -8,7 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // Flows run in the orchestrator: the flow is a task whose steps are
@@ -106,13 +109,17 @@ func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 	if step.Timeout > 0 {
 		deadline = minTime(deadline, now.Add(time.Duration(step.Timeout)))
 	}
+	// The step's own span: its dispatches and retries hang under it.
+	stepCtx, span := t.startTaskSpan(ctx, "flow step "+step.Name, flow)
+	span.SetAttributes(attribute.String("equilateral.flow.step", step.Name))
+	span.End()
 	child := &Task{
 		ID:            flowStepID(flow.ID, step.Name),
 		Capability:    step.Capability,
 		Input:         input,
 		Submitter:     flow.Submitter,
 		Parent:        flow.ID,
-		TraceParent:   flow.TraceParent,
+		TraceParent:   telemetry.TraceParent(stepCtx),
 		State:         protocol.StateSubmitted,
 		MaxAttempts:   max(policy.MaxAttempts, 1),
 		NextAttemptAt: now,

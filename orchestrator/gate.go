@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // Output gates: a capability's results are released only after another
@@ -63,6 +66,9 @@ func (t *tenant) advanceGate(ctx context.Context, taskID string) {
 		return
 	}
 	approved, why := verdict(gate)
+	ctx, span := t.startTaskSpan(ctx, "gate verdict", task)
+	span.SetAttributes(attribute.Bool("equilateral.gate.approved", approved), attribute.String("equilateral.gate", gate.Capability))
+	defer span.End()
 	updated, err := t.store.update(ctx, taskID, func(tk *Task) error {
 		if tk.State.Final() || tk.GateTask != gate.ID {
 			return errSkip
@@ -104,6 +110,8 @@ func verdict(gate *Task) (bool, string) {
 
 func (t *tenant) startGate(ctx context.Context, task *Task) {
 	gate := t.gateFor(task.Capability)
+	gateCtx, span := t.startTaskSpan(ctx, "gate "+gate, task)
+	span.End()
 	input, _ := json.Marshal(GateRequest{Capability: task.Capability, Input: task.Input, Output: task.Output, TaskID: task.ID})
 	now := time.Now().UTC()
 	policy := t.retryPolicy(gate)
@@ -113,7 +121,7 @@ func (t *tenant) startGate(ctx context.Context, task *Task) {
 		Input:         input,
 		Submitter:     task.Submitter,
 		Parent:        task.ID,
-		TraceParent:   task.TraceParent,
+		TraceParent:   telemetry.TraceParent(gateCtx),
 		State:         protocol.StateSubmitted,
 		MaxAttempts:   max(policy.MaxAttempts, 1),
 		NextAttemptAt: now,

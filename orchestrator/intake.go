@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // handleSubmit is intake on eq.tasks.submit: the event is already verified
@@ -18,6 +21,9 @@ import (
 // validate, check the submitter may ask, persist, reply, dispatch.
 func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	submitter := principal(m)
+	ctx, span := t.tracer().Start(ctx, "intake", trace.WithAttributes(
+		telemetry.AttrTenant.String(t.name), telemetry.AttrSubmitter.String(submitter)))
+	defer span.End()
 	if m.Event.Type() != protocol.TypeTaskSubmit {
 		t.refuse(ctx, m, reasonMalformed, "want an event of type "+protocol.TypeTaskSubmit)
 		return
@@ -38,51 +44,15 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		t.refuse(ctx, m, reasonMalformed, err.Error())
 		return
 	}
-	role, ok := t.dir.role(submitter)
-	if !ok {
-		t.refuse(ctx, m, reasonForbidden, "unknown or revoked principal")
+	span.SetAttributes(telemetry.AttrCapability.String(req.Capability))
+	policyCtx, policySpan := t.tracer().Start(ctx, "policy")
+	if !t.admit(policyCtx, m, submitter, &req) {
+		policySpan.End()
+		span.SetStatus(codes.Error, "refused")
 		return
 	}
-	capabilities := []string{req.Capability}
-	if req.Capability == protocol.CapabilityFlow || req.Flow != nil {
-		if req.Capability != protocol.CapabilityFlow || req.Flow == nil {
-			t.refuse(ctx, m, reasonMalformed, `a flow needs capability "flow" and a flow definition`)
-			return
-		}
-		if err := protocol.ValidateFlow(req.Flow); err != nil {
-			t.refuse(ctx, m, reasonMalformed, "flow: "+err.Error())
-			return
-		}
-		capabilities = capabilities[:0]
-		for _, s := range req.Flow.Steps {
-			capabilities = append(capabilities, s.Capability)
-		}
-	}
-	for _, c := range capabilities {
-		if !t.policy.maySubmit(submitter, c) {
-			t.refuse(ctx, m, reasonForbidden, fmt.Sprintf("you may not ask for capability %q", c))
-			return
-		}
-		if !t.dir.hasCapability(c) {
-			t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
-			return
-		}
-	}
-	if len(req.Input) == 0 {
-		req.Input = []byte("null")
-	}
-	if err := validateJSON(t.schemas[req.Capability].input, req.Input); err != nil {
-		t.refuse(ctx, m, reasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
-		return
-	}
-	if t.limiter != nil && !t.limiter.Allow() {
-		t.refuse(ctx, m, reasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
-		return
-	}
-	if limit := t.policy.MaxConcurrent; limit > 0 && t.sched.activeCount() >= limit {
-		t.refuse(ctx, m, reasonOverCapacity, fmt.Sprintf("the tenant has %d unfinished tasks, its limit; retry when some end", limit))
-		return
-	}
+	policySpan.End()
+	role, _ := t.dir.role(submitter)
 
 	now := time.Now().UTC()
 	policy := t.retryPolicy(req.Capability)
@@ -104,7 +74,10 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		CreatedAt:        now,
 		UpdatedAt:        now,
 	}
+	task.TraceParent = telemetry.TraceParent(ctx)
+	span.SetAttributes(telemetry.AttrTaskID.String(task.ID))
 	if req.Parent != "" {
+		span.SetAttributes(telemetry.AttrParentTask.String(req.Parent))
 		if err := t.checkParent(ctx, submitter, req.Parent); err != nil {
 			t.refuse(ctx, m, reasonForbidden, err.Error())
 			return
@@ -112,16 +85,29 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		task.Parent = req.Parent
 	}
 
+	if !t.persist(ctx, m, task, req) {
+		return
+	}
+	t.dispatch(ctx, task.ID)
+}
+
+// persist stores an admitted task (or flow), claiming its idempotency key,
+// links a subtask to its parent and answers the submitter. It returns
+// whether the task is new and ready to dispatch.
+func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req protocol.SubmitRequest) bool {
+	ctx, span := t.tracer().Start(ctx, "persist")
+	defer span.End()
+	submitter := task.Submitter
 	if req.IdempotencyKey != "" {
 		existing, err := t.store.claimIdempotency(ctx, submitter, req.IdempotencyKey, task.ID)
 		if err != nil {
 			t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
 			t.log.ErrorContext(ctx, "idempotency claim failed", "error", err)
-			return
+			return false
 		}
 		if existing != "" {
 			if t.answerDuplicate(ctx, m, existing) {
-				return
+				return false
 			}
 			// The key names a task that was never stored: an orchestrator
 			// stopped between claiming the key and storing the task. This
@@ -135,23 +121,23 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		task.Input = nil
 		if err := t.startFlow(ctx, task); err != nil {
 			if t.storedByAnother(ctx, m, task, err) {
-				return
+				return false
 			}
 			t.refuse(ctx, m, reasonUnavailable, "could not record the flow; try again")
 			t.log.ErrorContext(ctx, "flow not stored", "error", err)
-			return
+			return false
 		}
 		t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
 		t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: protocol.StateRunning})
-		return
+		return false
 	}
 	if err := t.store.create(ctx, task); err != nil {
 		if t.storedByAnother(ctx, m, task, err) {
-			return
+			return false
 		}
 		t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
 		t.log.ErrorContext(ctx, "task not stored", "error", err)
-		return
+		return false
 	}
 	if task.Parent != "" {
 		_, err := t.store.update(ctx, task.Parent, func(p *Task) error {
@@ -164,7 +150,58 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	}
 	t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
 	t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
-	t.dispatch(ctx, task.ID)
+	return true
+}
+
+// admit is intake's policy: who may ask for what, schemas, rate and
+// concurrency limits. It refuses (and returns false) or returns true.
+func (t *tenant) admit(ctx context.Context, m *bus.Message, submitter string, req *protocol.SubmitRequest) bool {
+	if _, ok := t.dir.role(submitter); !ok {
+		t.refuse(ctx, m, reasonForbidden, "unknown or revoked principal")
+		return false
+	}
+	capabilities := []string{req.Capability}
+	if req.Capability == protocol.CapabilityFlow || req.Flow != nil {
+		if req.Capability != protocol.CapabilityFlow || req.Flow == nil {
+			t.refuse(ctx, m, reasonMalformed, `a flow needs capability "flow" and a flow definition`)
+			return false
+		}
+		if err := protocol.ValidateFlow(req.Flow); err != nil {
+			t.refuse(ctx, m, reasonMalformed, "flow: "+err.Error())
+			return false
+		}
+		capabilities = capabilities[:0]
+		for _, s := range req.Flow.Steps {
+			capabilities = append(capabilities, s.Capability)
+		}
+	}
+	for _, c := range capabilities {
+		if !t.policy.maySubmit(submitter, c) {
+			t.refuse(ctx, m, reasonForbidden, fmt.Sprintf("you may not ask for capability %q", c))
+			return false
+		}
+		if !t.dir.hasCapability(c) {
+			t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
+			return false
+		}
+	}
+	if len(req.Input) == 0 {
+		req.Input = []byte("null")
+	}
+	if err := validateJSON(t.schemas[req.Capability].input, req.Input); err != nil {
+		t.refuse(ctx, m, reasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
+		return false
+	}
+	if t.limiter != nil && !t.limiter.Allow() {
+		t.refuse(ctx, m, reasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
+		return false
+	}
+	if limit := t.policy.MaxConcurrent; limit > 0 && t.sched.activeCount() >= limit {
+		t.refuse(ctx, m, reasonOverCapacity, fmt.Sprintf("the tenant has %d unfinished tasks, its limit; retry when some end", limit))
+		return false
+	}
+
+	return true
 }
 
 // checkParent: only the agent running a task may add subtasks to it.

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // Transitions of the task lifecycle. Each is one compare-and-set on the
@@ -32,6 +33,8 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 		t.logSkip(ctx, "dispatch", id, err)
 		return
 	}
+	ctx, span := t.startTaskSpan(ctx, "dispatch "+task.Capability, task, previousAttempt(task)...)
+	defer span.End()
 	e := t.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
 		TaskID:     task.ID,
 		Attempt:    task.Attempt,
@@ -79,6 +82,9 @@ func (t *tenant) attemptExpired(ctx context.Context, id string) {
 		t.logSkip(ctx, "attempt expiry", id, err)
 		return
 	}
+	ctx, span := t.startTaskSpan(ctx, "attempt expired", task)
+	span.SetAttributes(telemetry.AttrReason.String(task.Error))
+	defer span.End()
 	if agent != "" {
 		t.sendCancel(ctx, agent, task.ID, "attempt timed out")
 	}
@@ -102,6 +108,8 @@ func (t *tenant) timeOut(ctx context.Context, id string) {
 		t.logSkip(ctx, "timeout", id, err)
 		return
 	}
+	ctx, span := t.startTaskSpan(ctx, "timed out", task)
+	defer span.End()
 	if agent != "" {
 		t.sendCancel(ctx, agent, task.ID, "deadline exceeded")
 	}

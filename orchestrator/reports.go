@@ -8,6 +8,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // handleReport takes an agent's word about an attempt, on
@@ -19,6 +20,7 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 		t.refuse(ctx, m, reasonSignerMismatch, "report subject and signer disagree")
 		return
 	}
+	t.annotate(ctx, telemetry.AttrAgent.String(agent))
 	if kind == protocol.HeartbeatKind {
 		t.handleHeartbeat(ctx, m, agent)
 		return
@@ -28,6 +30,7 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 		t.refuse(ctx, m, reasonMalformed, "want a task report with task_id and attempt")
 		return
 	}
+	t.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
 	switch m.Event.Type() {
 	case protocol.TypeTaskRunning:
 		t.reportRunning(ctx, m, agent, r)
@@ -72,6 +75,7 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 		task.State = protocol.StateRunning
 		task.Agent = agent
 		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)
+		task.AttemptTrace = telemetry.TraceParent(ctx)
 		return nil
 	})
 	if err != nil {

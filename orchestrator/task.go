@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -19,7 +20,12 @@ type Task struct {
 	Parent           string          `json:"parent,omitempty"`
 	Subtasks         []string        `json:"subtasks,omitempty"`
 	IdempotencyKey   string          `json:"idempotency_key,omitempty"`
-	TraceParent      string          `json:"traceparent,omitempty"` // the submit's trace, for dispatch spans
+	// TraceParent is the span context of the task's intake (or flow step,
+	// or gate): every later span about the task hangs under it.
+	TraceParent string `json:"traceparent,omitempty"`
+	// AttemptTrace is where the current (or last) attempt was claimed: a
+	// retry's dispatch links to it.
+	AttemptTrace string `json:"attempt_trace,omitempty"`
 
 	State       protocol.State `json:"state"`
 	Attempt     int            `json:"attempt"`
@@ -67,7 +73,18 @@ func (t *Task) view() protocol.TaskView {
 		UpdatedAt:  t.UpdatedAt,
 		Deadline:   t.Deadline,
 		Subtasks:   t.Subtasks,
+		TraceID:    traceID(t.TraceParent),
 	}
+}
+
+// traceID is the trace id inside a W3C traceparent
+// ("00-<trace id>-<span id>-<flags>"), or "".
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 || len(parts[1]) != 32 || parts[1] == strings.Repeat("0", 32) {
+		return ""
+	}
+	return parts[1]
 }
 
 // releasedOutput hides a result until the task is final: a result held by

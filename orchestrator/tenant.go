@@ -228,6 +228,7 @@ func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 // refuse turns down a verified request: audited, answered, not executed.
 func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message string) {
 	requestID := newID()
+	spanRefused(ctx, reason, message)
 	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + message, requestID: requestID, event: m.Raw()})
 	t.log.InfoContext(ctx, "request refused", "reason", reason, "request_id", requestID, "from", m.Event.Source())
 	if m.Reply() != "" {

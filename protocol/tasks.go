@@ -148,6 +148,9 @@ type TaskView struct {
 	Deadline   time.Time       `json:"deadline"`
 	Subtasks   []string        `json:"subtasks,omitempty"`
 	Progress   []string        `json:"progress,omitempty"`
+	// TraceID is the W3C trace id of the task's flow (empty when the
+	// submit was not traced): look it up in Jaeger.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Listing answers a list request.

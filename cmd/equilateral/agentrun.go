@@ -143,11 +143,14 @@ See docs/exec.md.`,
 	return cmd
 }
 
+// newLogger logs to stderr, with the trace and span ids of each record's
+// context.
 func newLogger(asJSON bool) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 	if asJSON {
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		h = slog.NewJSONHandler(os.Stderr, nil)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return slog.New(telemetry.LogHandler(h))
 }
 
 func storeKeys(dataDir string) (*bus.StoreKeys, error) {

@@ -77,7 +77,7 @@ traced (to Jaeger, for one): see docs/tracing in the README.`,
 			if err != nil {
 				return usageError{err}
 			}
-			d := &devStack{dataDir: dataDir, host: host, port: port, policy: p, log: slog.New(handler), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
+			d := &devStack{dataDir: dataDir, host: host, port: port, policy: p, log: slog.New(telemetry.LogHandler(handler)), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -43,11 +42,7 @@ by side; state is in JetStream, so a restarted one carries on.`,
 			if err != nil {
 				return err
 			}
-			var handler slog.Handler = slog.NewTextHandler(os.Stderr, nil)
-			if jsonLog {
-				handler = slog.NewJSONHandler(os.Stderr, nil)
-			}
-			opts := []orchestrator.Option{orchestrator.WithLogger(slog.New(handler)), orchestrator.WithResultTTL(ttl)}
+			opts := []orchestrator.Option{orchestrator.WithLogger(newLogger(jsonLog)), orchestrator.WithResultTTL(ttl)}
 			if policy != "" {
 				p, err := readPolicy(policy)
 				if err != nil {

@@ -15,12 +15,14 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/codes"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // taskFlags are shared by the task commands: who you are (creds) and
@@ -45,20 +47,32 @@ func (f *taskFlags) register(cmd *cobra.Command, timeout time.Duration) {
 // --timeout, and close the connection after.
 func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		c, closeConn, err := f.connect()
+		// With OTEL_* set, the command is the root of its task's trace.
+		tp, shutdown, err := telemetry.Tracing(cmd.Context(), "equilateral-cli", false)
+		if err != nil {
+			return err
+		}
+		defer flushTraces(shutdown)
+		c, closeConn, err := f.connect(bus.WithTracerProvider(tp))
 		if err != nil {
 			return err
 		}
 		defer closeConn()
 		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 		defer cancel()
-		return body(ctx, cmd, c, args)
+		ctx, span := tp.Tracer("github.com/equilateral-agents/equilateral/cmd/equilateral").Start(ctx, cmd.CommandPath())
+		defer span.End()
+		err = body(ctx, cmd, c, args)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		return err
 	}
 }
 
 // connect opens a client from the creds file: the tenant and name come
 // from the user JWT in it.
-func (f *taskFlags) connect() (*client.Client, func(), error) {
+func (f *taskFlags) connect(opts ...bus.Option) (*client.Client, func(), error) {
 	if f.creds == "" {
 		return nil, nil, usageError{errors.New("--creds is required (or set NATS_CREDS)")}
 	}
@@ -92,7 +106,7 @@ func (f *taskFlags) connect() (*client.Client, func(), error) {
 			return nil, nil, err
 		}
 	}
-	c, err := client.New(nc, tenant, name, signer, keys)
+	c, err := client.New(nc, tenant, name, signer, keys, opts...)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -172,7 +186,7 @@ capability, run one after another by the orchestrator, each step's input
 taken from the flow's input and earlier outputs. See
 examples/flows/plan-code-review.yaml.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			input, err := readData(data)
 			if err != nil {
 				return usageError{err}
@@ -192,25 +206,20 @@ examples/flows/plan-code-review.yaml.`,
 			case capability == "":
 				return usageError{errors.New("--capability or --flow is required")}
 			}
-			c, closeConn, err := flags.connect()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-			defer cancel()
-			acc, err := c.Submit(ctx, req)
-			if err != nil {
-				return err
-			}
-			if !wait {
-				if flags.json {
-					return printJSON(cmd, acc)
+			return flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, _ []string) error {
+				acc, err := c.Submit(ctx, req)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), acc.TaskID)
-				return nil
-			}
-			return watchToEnd(cmd, c, ctx, acc.TaskID, flags.json)
+				if !wait {
+					if flags.json {
+						return printJSON(cmd, acc)
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), acc.TaskID)
+					return nil
+				}
+				return watchToEnd(cmd, c, ctx, acc.TaskID, flags.json)
+			})(cmd, args)
 		},
 	}
 	flags.register(cmd, 10*time.Minute)

@@ -1,0 +1,78 @@
+package orchestrator
+
+import (
+	"context"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/equilateral-agents/equilateral/telemetry"
+)
+
+// One trace per task flow. A task keeps the span context of its intake
+// (TraceParent); every later span about it (dispatches, retries, flow
+// steps, gates) hangs under that, wherever and whenever it starts: on a
+// report, on the scheduler's tick, on another replica. The bus adds the
+// producer and consumer span of every message around these.
+
+const tracerName = "github.com/equilateral-agents/equilateral/orchestrator"
+
+func (t *tenant) tracer() trace.Tracer { return t.cfg.tracerProvider.Tracer(tracerName) }
+
+// taskAttributes name a task on a span: tenant, capability, id, attempt,
+// agent. Never the input or output.
+func (t *tenant) taskAttributes(task *Task) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		telemetry.AttrTenant.String(t.name),
+		telemetry.AttrCapability.String(task.Capability),
+		telemetry.AttrTaskID.String(task.ID),
+		telemetry.AttrAttempt.Int(task.Attempt),
+		telemetry.AttrState.String(string(task.State)),
+	}
+	if task.Agent != "" {
+		attrs = append(attrs, telemetry.AttrAgent.String(task.Agent))
+	}
+	if task.Parent != "" {
+		attrs = append(attrs, telemetry.AttrParentTask.String(task.Parent))
+	}
+	return attrs
+}
+
+// startTaskSpan starts a span about task under its intake span. If ctx
+// carries a span of another origin (the report that caused this), the new
+// span links to it.
+func (t *tenant) startTaskSpan(ctx context.Context, name string, task *Task, links ...trace.Link) (context.Context, trace.Span) {
+	parent := telemetry.WithTraceParent(context.WithoutCancel(ctx), task.TraceParent)
+	if cause := trace.SpanContextFromContext(ctx); cause.IsValid() && task.TraceParent != "" && cause.SpanID() != telemetry.SpanContext(task.TraceParent).SpanID() {
+		links = append(links, trace.Link{SpanContext: cause, Attributes: []attribute.KeyValue{attribute.String("equilateral.link", "cause")}})
+	}
+	return t.tracer().Start(parent, name, trace.WithAttributes(t.taskAttributes(task)...), trace.WithLinks(links...))
+}
+
+// previousAttempt links a retry's dispatch to where the earlier attempt
+// was claimed.
+func previousAttempt(task *Task) []trace.Link {
+	sc := telemetry.SpanContext(task.AttemptTrace)
+	if !sc.IsValid() {
+		return nil
+	}
+	return []trace.Link{{SpanContext: sc, Attributes: []attribute.KeyValue{
+		attribute.String("equilateral.link", "previous attempt"),
+		attribute.String("equilateral.task.previous_attempt", strconv.Itoa(task.Attempt-1)),
+	}}}
+}
+
+// annotate names the task on the span in ctx (a bus consumer span).
+func (t *tenant) annotate(ctx context.Context, attrs ...attribute.KeyValue) {
+	trace.SpanFromContext(ctx).SetAttributes(append(attrs, telemetry.AttrTenant.String(t.name))...)
+}
+
+// spanRefused marks the span in ctx as a refusal, with its reason.
+func spanRefused(ctx context.Context, reason, message string) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(telemetry.AttrReason.String(reason))
+	span.SetStatus(codes.Error, "refused: "+reason)
+	span.AddEvent("refused", trace.WithAttributes(telemetry.AttrReason.String(reason), attribute.String("message", message)))
+}
