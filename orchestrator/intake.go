@@ -88,6 +88,7 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	if !t.persist(ctx, m, task, req) {
 		return
 	}
+	t.countTransition(ctx, task)
 	t.dispatch(ctx, task.ID)
 }
 

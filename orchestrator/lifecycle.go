@@ -35,6 +35,7 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	}
 	ctx, span := t.startTaskSpan(ctx, "dispatch "+task.Capability, task, previousAttempt(task)...)
 	defer span.End()
+	t.countTransition(ctx, task)
 	e := t.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
 		TaskID:     task.ID,
 		Attempt:    task.Attempt,
@@ -192,6 +193,7 @@ func (t *tenant) recordTransition(ctx context.Context, task *Task, reason string
 		decision = decisionRetry
 	}
 	t.audit.record(ctx, auditEntry{decision: decision, reason: reason, taskID: task.ID, event: event})
+	t.countTransition(ctx, task)
 	t.notify(ctx, task)
 	if task.State.Final() && task.Parent != "" {
 		t.childFinished(ctx, task)

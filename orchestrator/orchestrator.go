@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/metrics"
 )
 
 // Orchestrator serves every tenant of a data dir: each through its own
@@ -31,6 +33,8 @@ type config struct {
 	keys           bus.KeyRegistry
 	logger         *slog.Logger
 	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	metrics        *metrics.Recorder
 	policies       map[string]RetryPolicy
 	defaultPolicy  RetryPolicy
 	tenantPolicies *PolicyFile
@@ -53,6 +57,12 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.l
 // WithTracerProvider sets where spans go (default: the global provider).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithMeterProvider sets where metrics go (default: nowhere). The
+// instruments are those of package metrics.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
 }
 
 // WithRetryPolicy sets the policy of one capability.
@@ -106,7 +116,14 @@ func New(url string, store *auth.Store, opts ...Option) (*Orchestrator, error) {
 		return nil, err
 	}
 	cfg.keys = keys
-	return &Orchestrator{cfg: cfg, tenants: map[string]*tenant{}}, nil
+	if cfg.metrics, err = metrics.New(cfg.meterProvider); err != nil {
+		return nil, fmt.Errorf("orchestrator: metrics: %w", err)
+	}
+	o := &Orchestrator{cfg: cfg, tenants: map[string]*tenant{}}
+	if err := o.observe(); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 func (c *config) policy(capability string) RetryPolicy {

@@ -76,12 +76,14 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 		task.Agent = agent
 		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)
 		task.AttemptTrace = telemetry.TraceParent(ctx)
+		task.StartedAt = time.Now().UTC()
 		return nil
 	})
 	if err != nil {
 		t.staleReport(ctx, agent, r, err)
 		return
 	}
+	t.cfg.metrics.TaskStarted(ctx, t.name, task.Capability, task.StartedAt.Sub(task.NextAttemptAt))
 	t.recordTransition(ctx, task, "", m.Raw())
 }
 
@@ -134,6 +136,9 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 	if err != nil {
 		t.staleReport(ctx, agent, r, err)
 		return
+	}
+	if !task.StartedAt.IsZero() {
+		t.cfg.metrics.AttemptFinished(ctx, t.name, task.Capability, time.Since(task.StartedAt))
 	}
 	t.recordTransition(ctx, task, task.Error, m.Raw())
 	if task.GateTask != "" && !task.State.Final() {

@@ -34,6 +34,7 @@ type timing struct {
 	deadline        time.Time
 	flow            bool
 	agent           string
+	capability      string
 }
 
 func startScheduler(ctx context.Context, t *tenant) (*scheduler, error) {
@@ -81,10 +82,11 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		return
 	}
 	var task Task
-	if json.Unmarshal(entry.Value(), &task) == nil {
+	err := json.Unmarshal(entry.Value(), &task)
+	if err == nil {
 		s.t.store.remember(entry.Key(), entry.Value(), entry.Revision(), task.State.Final())
 	}
-	if json.Unmarshal(entry.Value(), &task) != nil || task.State.Final() {
+	if err != nil || task.State.Final() {
 		delete(s.active, entry.Key())
 		if task.State.Final() {
 			s.t.audit.expectFinal(&task, time.Now())
@@ -98,6 +100,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		deadline:        task.Deadline,
 		flow:            task.Flow != nil || task.GateTask != "",
 		agent:           task.Agent,
+		capability:      task.Capability,
 	}
 }
 

@@ -26,6 +26,8 @@ type Task struct {
 	// AttemptTrace is where the current (or last) attempt was claimed: a
 	// retry's dispatch links to it.
 	AttemptTrace string `json:"attempt_trace,omitempty"`
+	// StartedAt is when the current attempt was claimed.
+	StartedAt time.Time `json:"started_at,omitzero"`
 
 	State       protocol.State `json:"state"`
 	Attempt     int            `json:"attempt"`

@@ -219,6 +219,7 @@ func reasonFor(err error) string {
 func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 	requestID := newID()
 	reason := reasonFor(err)
+	t.countRefusal(ctx, reason)
 	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + err.Error(), requestID: requestID, event: msg})
 	if msg.Reply != "" && protocol.IsTaskOperation(msg.Subject) {
 		t.replyRefused(ctx, msg.Reply, requestID, reason, err.Error())
@@ -229,6 +230,7 @@ func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message string) {
 	requestID := newID()
 	spanRefused(ctx, reason, message)
+	t.countRefusal(ctx, reason)
 	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + message, requestID: requestID, event: m.Raw()})
 	t.log.InfoContext(ctx, "request refused", "reason", reason, "request_id", requestID, "from", m.Event.Source())
 	if m.Reply() != "" {

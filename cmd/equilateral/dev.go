@@ -35,6 +35,7 @@ var (
 func newDevCommand() *cobra.Command {
 	var (
 		dataDir, host, policyFile string
+		metricsAddr               string
 		port                      int
 		verbose, jsonLog          bool
 	)
@@ -77,7 +78,7 @@ traced (to Jaeger, for one): see docs/tracing in the README.`,
 			if err != nil {
 				return usageError{err}
 			}
-			d := &devStack{dataDir: dataDir, host: host, port: port, policy: p, log: slog.New(telemetry.LogHandler(handler)), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
+			d := &devStack{metricsAddr: metricsAddr, dataDir: dataDir, host: host, port: port, policy: p, log: slog.New(telemetry.LogHandler(handler)), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -85,6 +86,7 @@ traced (to Jaeger, for one): see docs/tracing in the README.`,
 	f.StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", "eq-dev"), "where keys, creds, tasks and audit live (default $EQUILATERAL_DATA_DIR, then ./eq-dev)")
 	f.StringVar(&host, "host", "127.0.0.1", "listen host")
 	f.IntVar(&port, "port", 4222, "listen port, -1 for any free port")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve the orchestrator's Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	f.StringVar(&policyFile, "policy", "", "tenant policies (YAML) instead of the built-in examples/policy.yaml")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log what the orchestrator and agents do")
 	f.BoolVar(&jsonLog, "log-json", false, "log as JSON")
@@ -93,13 +95,14 @@ traced (to Jaeger, for one): see docs/tracing in the README.`,
 
 // devStack is one `dev` run.
 type devStack struct {
-	dataDir string
-	host    string
-	port    int
-	policy  *orchestrator.PolicyFile
-	log     *slog.Logger
-	out     io.Writer
-	errOut  io.Writer
+	metricsAddr string
+	dataDir     string
+	host        string
+	port        int
+	policy      *orchestrator.PolicyFile
+	log         *slog.Logger
+	out         io.Writer
+	errOut      io.Writer
 
 	shutdowns []telemetry.Shutdown
 }
@@ -232,7 +235,12 @@ func (d *devStack) startOrchestrator(setupCtx, runCtx context.Context, wg *sync.
 	if err != nil {
 		return err
 	}
+	m, err := startMetrics(setupCtx, "equilateral-orchestrator", d.metricsAddr, d.out)
+	if err != nil {
+		return err
+	}
 	o, err := orchestrator.New(url, store,
+		orchestrator.WithMeterProvider(m.Provider),
 		orchestrator.WithLogger(d.log.With("component", "orchestrator")),
 		orchestrator.WithPolicies(d.policy),
 		orchestrator.WithTracerProvider(tp))
@@ -243,6 +251,7 @@ func (d *devStack) startOrchestrator(setupCtx, runCtx context.Context, wg *sync.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer m.stop()
 		done <- o.Run(runCtx)
 	}()
 	for !o.Ready() {

@@ -22,6 +22,7 @@ func newOrchestratorCommand() *cobra.Command {
 		jsonLog bool
 		policy  string
 		ttl     time.Duration
+		metrics string
 	)
 	cmd := &cobra.Command{
 		Use:   "orchestrator --data-dir DIR [--server URL]",
@@ -55,7 +56,12 @@ by side; state is in JetStream, so a restarted one carries on.`,
 				return err
 			}
 			defer flushTraces(shutdown)
-			opts = append(opts, orchestrator.WithTracerProvider(tp))
+			m, err := startMetrics(cmd.Context(), "equilateral-orchestrator", metrics, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer m.stop()
+			opts = append(opts, orchestrator.WithTracerProvider(tp), orchestrator.WithMeterProvider(m.Provider))
 			o, err := orchestrator.New(server, store, opts...)
 			if err != nil {
 				return err
@@ -68,6 +74,7 @@ by side; state is in JetStream, so a restarted one carries on.`,
 	cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
 	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
 	cmd.Flags().DurationVar(&ttl, "result-ttl", 7*24*time.Hour, "how long finished tasks and their results are kept")
+	cmd.Flags().StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
 	return cmd
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,15 +166,16 @@ func TestDevRestartKeepsState(t *testing.T) {
 }
 
 type devProcess struct {
-	url  string
-	stop func()
+	url     string
+	metrics string // the metrics URL, with --metrics-addr
+	stop    func()
 }
 
 // startDevUntil is startDev with a stop that can be called before the
 // test ends.
-func startDevUntil(t *testing.T, dir string) devProcess {
+func startDevUntil(t *testing.T, dir string, args ...string) devProcess {
 	t.Helper()
-	cmd := exec.Command(equilateralBinary(t), "dev", "--port", "-1")
+	cmd := exec.Command(equilateralBinary(t), append([]string{"dev", "--port", "-1"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "EQUILATERAL_DATA_DIR=", "OTEL_EXPORTER_OTLP_ENDPOINT=")
 	stdout, err := cmd.StdoutPipe()
@@ -185,11 +188,15 @@ func startDevUntil(t *testing.T, dir string) devProcess {
 		t.Fatal(err)
 	}
 	ready := make(chan string, 1)
+	metrics := make(chan string, 1)
 	go func() {
 		lines := bufio.NewScanner(stdout)
 		for lines.Scan() {
 			if url, ok := strings.CutPrefix(lines.Text(), "ready: "); ok {
 				ready <- url
+			}
+			if url, ok := strings.CutPrefix(lines.Text(), "metrics: "); ok {
+				metrics <- url
 			}
 		}
 	}()
@@ -213,9 +220,41 @@ func startDevUntil(t *testing.T, dir string) devProcess {
 	t.Cleanup(stop)
 	select {
 	case url := <-ready:
-		return devProcess{url: url, stop: stop}
+		d := devProcess{url: url, stop: stop}
+		select {
+		case d.metrics = <-metrics:
+		default:
+		}
+		return d
 	case <-time.After(60 * time.Second):
 		t.Fatalf("dev not ready; stderr:\n%s", stderr.String())
 		return devProcess{}
+	}
+}
+
+// TestDevMetricsEndpoint: with --metrics-addr, `dev` serves the
+// orchestrator's metrics for Prometheus, and a task shows up in them.
+func TestDevMetricsEndpoint(t *testing.T) {
+	bin := equilateralBinary(t)
+	dir := t.TempDir()
+	d := startDevUntil(t, dir, "--metrics-addr", "127.0.0.1:0")
+	if d.metrics == "" {
+		t.Fatal("dev printed no metrics URL")
+	}
+	cmd := exec.Command("/bin/sh", "-c", bin+` task submit --creds eq-dev/creds/acme/client.creds --capability summarize --data '{"text": "hi"}' --wait`)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NATS_URL="+d.url, "NATS_CREDS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("task: %v\n%s", err, out)
+	}
+	resp, err := http.Get(d.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `equilateral_tasks_transitions_total{capability="summarize",state="completed",tenant="acme"} 1`
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+		t.Fatalf("GET %s: %s; want a line %s in:\n%s", d.metrics, resp.Status, want, body)
 	}
 }
