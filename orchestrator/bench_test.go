@@ -27,6 +27,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
@@ -43,14 +46,14 @@ func setParallelism(b *testing.B) {
 }
 
 // benchConn connects a principal of tenant acme with its own creds.
-func benchConn(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name, creds string) (*nats.Conn, *bus.Conn, *bus.Signer) {
+func benchConn(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name, creds string, opts ...bus.Option) (*nats.Conn, *bus.Conn, *bus.Signer) {
 	b.Helper()
 	nc := env.Connect(b, creds, name)
 	signer, err := bus.SignerFromCreds(creds)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := bus.NewConn(nc, signer, bus.NewVerifier(keys, bus.WithTenant("acme")))
+	c, err := bus.NewConn(nc, signer, bus.NewVerifier(keys, bus.WithTenant("acme")), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,21 +62,21 @@ func benchConn(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name, cred
 
 // benchAgent answers every dispatch at once: "running", then "completed"
 // with the input echoed.
-func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name string) {
+func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name string, opts ...bus.Option) {
 	b.Helper()
 	creds := env.Agent(b, "acme", name, "code")
-	nc, conn, _ := benchConn(b, env, keys, name, creds)
+	nc, conn, _ := benchConn(b, env, keys, name, creds, opts...)
 	source := protocol.Source("acme", name)
-	report := func(kind, typ string, r protocol.Report) {
-		if err := conn.Publish(context.Background(), protocol.AgentReport(name, kind), newEvent(source, typ, r)); err != nil {
-			b.Error(err)
-		}
-	}
-	_, err := conn.QueueSubscribe(protocol.Capability("code"), "code", bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
+	_, err := conn.QueueSubscribe(protocol.Capability("code"), "code", bus.HandlerFunc(func(ctx context.Context, m *bus.Message) {
 		var d protocol.Dispatch
 		if err := json.Unmarshal(m.Event.Data(), &d); err != nil {
 			b.Error(err)
 			return
+		}
+		report := func(kind, typ string, r protocol.Report) {
+			if err := conn.Publish(ctx, protocol.AgentReport(name, kind), newEvent(source, typ, r)); err != nil {
+				b.Error(err)
+			}
 		}
 		report("running", protocol.TypeTaskRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt})
 		report("completed", protocol.TypeTaskCompleted, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt, Output: d.Input})
@@ -126,17 +129,55 @@ func (f *finals) wait(ctx context.Context, id string) (protocol.TaskView, error)
 }
 
 // BenchmarkRoundTrip is the full task round trip, 16 submitters at once.
-func BenchmarkRoundTrip(b *testing.B) {
+func BenchmarkRoundTrip(b *testing.B) { roundTripBench(b, nil) }
+
+// BenchmarkRoundTripTracing is the round trip with tracing off (no
+// provider: the no-op tracer) and on (every component traced, 100%
+// sampled, batched to an exporter that drops the spans, so the cost
+// measured is ours and the SDK's, not a collector's):
+//
+//	go test -run '^$' -bench 'RoundTripTracing' -benchtime 3000x -count 3 ./orchestrator/
+func BenchmarkRoundTripTracing(b *testing.B) {
+	b.Run("off", func(b *testing.B) { roundTripBench(b, noop.NewTracerProvider()) })
+	b.Run("on", func(b *testing.B) {
+		exporter := &countingExporter{}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(exporter))
+		roundTripBench(b, tp)
+		tp.ForceFlush(context.Background())
+		b.ReportMetric(float64(exporter.spans.Load())/float64(b.N), "spans/op")
+		tp.Shutdown(context.Background())
+	})
+}
+
+// countingExporter drops spans, counting them.
+type countingExporter struct{ spans atomic.Int64 }
+
+func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.spans.Add(int64(len(spans)))
+	return nil
+}
+
+func (e *countingExporter) Shutdown(context.Context) error { return nil }
+
+// roundTripBench runs the round trip with every component (orchestrator,
+// agents, client) tracing to tp (nil: the global provider, a no-op).
+func roundTripBench(b *testing.B, tp trace.TracerProvider) {
 	env := natstest.Start(b)
 	env.Tenant(b, "acme")
 	keys, err := bus.NewStoreKeys(env.Store)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for i := range 4 {
-		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i))
+	var busOpts []bus.Option
+	var orchOpts []orchestrator.Option
+	if tp != nil {
+		busOpts = append(busOpts, bus.WithTracerProvider(tp))
+		orchOpts = append(orchOpts, orchestrator.WithTracerProvider(tp))
 	}
-	o, err := orchestrator.New(env.URL, env.Store)
+	for i := range 4 {
+		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i), busOpts...)
+	}
+	o, err := orchestrator.New(env.URL, env.Store, orchOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,8 +188,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 	natstest.Eventually(b, 30*time.Second, o.Ready, "orchestrator not ready")
 
 	creds := env.Client(b, "acme", "loader")
-	nc, conn, signer := benchConn(b, env, keys, "loader", creds)
-	cl, err := eqclient.New(nc, "acme", "loader", signer, keys)
+	nc, conn, signer := benchConn(b, env, keys, "loader", creds, busOpts...)
+	cl, err := eqclient.New(nc, "acme", "loader", signer, keys, busOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -158,9 +199,15 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	nc.Flush()
 
+	var tracer trace.Tracer = noop.NewTracerProvider().Tracer("")
+	if tp != nil {
+		tracer = tp.Tracer("bench")
+	}
 	roundTrip := func(i int64) (time.Duration, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		ctx, span := tracer.Start(ctx, "task")
+		defer span.End()
 		start := time.Now()
 		input := json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))
 		acc, err := cl.Submit(ctx, protocol.SubmitRequest{Capability: "code", Input: input})
