@@ -1,4 +1,4 @@
-# The same steps CI runs (.ci/run); the README's test command is `go test -race ./...`.
+# The same steps CI runs (.ci/run); the README's test command is `go test -race -timeout 30m ./...`.
 .PHONY: all fmt vet test bench ci build
 
 all: ci
@@ -13,7 +13,7 @@ vet:
 	go vet ./...
 
 test:
-	go test -race ./...
+	go test -race -timeout 30m ./...
 
 bench:
 	go test -run '^$$' -bench . -benchtime=1x ./auth/

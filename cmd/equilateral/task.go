@@ -159,7 +159,7 @@ func newTaskCommand() *cobra.Command {
 		Use:   "task",
 		Short: "Submit tasks and follow them (as a client, with your creds)",
 	}
-	cmd.AddCommand(newTaskSubmitCommand(), newTaskGetCommand(), newTaskWatchCommand(), newTaskCancelCommand(), newTaskListCommand())
+	cmd.AddCommand(newTaskSubmitCommand(), newTaskGetCommand(), newTaskWatchCommand(), newTaskCancelCommand(), newTaskListCommand(), newTaskTraceCommand())
 	return cmd
 }
 
