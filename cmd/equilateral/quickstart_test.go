@@ -175,9 +175,15 @@ type devProcess struct {
 // test ends.
 func startDevUntil(t *testing.T, dir string, args ...string) devProcess {
 	t.Helper()
+	return startDevWithEnv(t, dir, []string{"OTEL_EXPORTER_OTLP_ENDPOINT="}, args...)
+}
+
+// startDevWithEnv is startDevUntil with extra environment variables.
+func startDevWithEnv(t *testing.T, dir string, env []string, args ...string) devProcess {
+	t.Helper()
 	cmd := exec.Command(equilateralBinary(t), append([]string{"dev", "--port", "-1"}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EQUILATERAL_DATA_DIR=", "OTEL_EXPORTER_OTLP_ENDPOINT=")
+	cmd.Env = append(append(os.Environ(), "EQUILATERAL_DATA_DIR="), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
