@@ -30,6 +30,8 @@ type connConfig struct {
 	structured bool
 	logger     *slog.Logger
 	onRefused  func(ctx context.Context, msg *nats.Msg, err error)
+	// verifySpans adds a "verify" span under each receive span.
+	verifySpans bool
 }
 
 // Option configures a Conn.
@@ -44,6 +46,11 @@ func (f optionFunc) apply(c *connConfig) { f(c) }
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *connConfig) { c.tracer = tp.Tracer(instrumentationName) })
 }
+
+// WithVerifySpans traces the verification of each received event as its
+// own span (under the receive span), for where its time matters: the
+// orchestrator's intake. Elsewhere the receive span covers it.
+func WithVerifySpans() Option { return optionFunc(func(c *connConfig) { c.verifySpans = true }) }
 
 // WithMaxEventSize bounds events sent and received (default
 // DefaultMaxEventSize).
@@ -143,7 +150,6 @@ func (c *Conn) seal(ctx context.Context, subject string, e *event.Event) (*nats.
 	if size := messageSize(msg); size > c.cfg.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, c.cfg.maxSize)
 	}
-	injectHeaders(ctx, msg)
 	return msg, nil
 }
 
@@ -203,20 +209,19 @@ func (c *Conn) QueueSubscribe(subject, queue string, h Handler) (*nats.Subscript
 func (c *Conn) dispatch(h Handler) nats.MsgHandler {
 	verifier := c.verifier.withOwnReplayWindow()
 	return func(msg *nats.Msg) {
-		ctx := context.Background()
 		e, decodeErr := Decode(msg, c.cfg.maxSize)
-		ctx = extractContext(ctx, msg, e)
-		ctx, span := c.cfg.tracer.Start(ctx, "process "+msg.Subject,
-			trace.WithSpanKind(trace.SpanKindConsumer))
+		ctx := extractContext(context.Background(), msg, e)
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+		if decodeErr == nil {
+			opts = append(opts, trace.WithAttributes(eventAttributes(semconv.MessagingOperationTypeProcess, msg.Subject, e, len(msg.Data))...))
+		}
+		ctx, span := c.cfg.tracer.Start(ctx, "process "+msg.Subject, opts...)
 		if decodeErr != nil {
 			c.refuse(ctx, msg, decodeErr)
 			endSpan(span, decodeErr)
 			return
 		}
-		span.SetAttributes(eventAttributes(semconv.MessagingOperationTypeProcess, msg.Subject, e, len(msg.Data))...)
-		verifyCtx, verifySpan := c.cfg.tracer.Start(ctx, "verify")
-		verified, err := verifier.Verify(verifyCtx, e)
-		endSpan(verifySpan, err)
+		verified, err := c.verify(ctx, verifier, e)
 		if err != nil {
 			c.refuse(ctx, msg, err)
 			endSpan(span, err)
@@ -225,6 +230,17 @@ func (c *Conn) dispatch(h Handler) nats.MsgHandler {
 		h.HandleEvent(ctx, &Message{Event: verified, Subject: msg.Subject, msg: msg, conn: c})
 		span.End()
 	}
+}
+
+// verify checks e, in a span of its own if asked to.
+func (c *Conn) verify(ctx context.Context, verifier *Verifier, e *event.Event) (*event.Event, error) {
+	if !c.cfg.verifySpans {
+		return verifier.Verify(ctx, e)
+	}
+	ctx, span := c.cfg.tracer.Start(ctx, "verify")
+	verified, err := verifier.Verify(ctx, e)
+	endSpan(span, err)
+	return verified, err
 }
 
 func (c *Conn) refuse(ctx context.Context, msg *nats.Msg, err error) {

@@ -23,9 +23,9 @@
 // # Tracing
 //
 // Conn.Publish starts a producer span and writes its context into the
-// event's distributed-tracing extension (traceparent, tracestate — signed)
-// and into W3C headers on the message; subscribers start a consumer span
-// from it. Attributes follow the messaging semantic conventions; payloads
+// event's distributed-tracing extension (traceparent, tracestate — signed);
+// subscribers start a consumer span from it. (No W3C header is added:
+// nats-server inspects every message that carries one.) Attributes follow the messaging semantic conventions; payloads
 // are never recorded.
 //
 // # Errors

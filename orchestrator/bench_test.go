@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/equilateral-agents/equilateral/bus"
@@ -149,6 +150,91 @@ func BenchmarkRoundTripTracing(b *testing.B) {
 	})
 }
 
+// BenchmarkTracingOverhead measures what tracing costs the round trip on
+// one rig, switching every component's tracing off and on in alternating
+// chunks of tasks, so both sides see the same server, caches and machine
+// load (sequential runs of the two on this VM differ by more than the
+// effect). "on" is 100% sampled and batched to an exporter that drops
+// the spans. Reports tasks/s and CPU per task of each side, and the
+// overhead of "on" in CPU and in wall time:
+//
+//	go test -run '^$' -bench TracingOverhead -benchtime 6000x ./orchestrator/
+func BenchmarkTracingOverhead(b *testing.B) {
+	exporter := &countingExporter{}
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(exporter))
+	defer sdk.Shutdown(context.Background())
+	tp := &switchableProvider{sdk: sdk}
+	env, roundTrip := newRoundTripRig(b, tp)
+	_ = env
+
+	const chunk = 300
+	var n atomic.Int64
+	var wall, cpu [2]time.Duration
+	var tasks [2]int
+	b.ResetTimer()
+	for done, phase := 0, 0; done < b.N; done, phase = done+chunk, 1-phase {
+		tp.on.Store(phase == 1)
+		todo := min(chunk, b.N-done)
+		start, cpuStart := time.Now(), cpuTime()
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range benchSubmitters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(todo) {
+					if _, err := roundTrip(n.Add(1)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		wall[phase] += time.Since(start)
+		cpu[phase] += cpuTime() - cpuStart
+		tasks[phase] += todo
+	}
+	b.StopTimer()
+	if tasks[0] == 0 || tasks[1] == 0 {
+		return // too few tasks for both sides
+	}
+	perTask := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.ReportMetric(float64(tasks[0])/wall[0].Seconds(), "off-tasks/s")
+	b.ReportMetric(float64(tasks[1])/wall[1].Seconds(), "on-tasks/s")
+	b.ReportMetric(perTask(cpu[0], tasks[0]), "off-cpu-µs/task")
+	b.ReportMetric(perTask(cpu[1], tasks[1]), "on-cpu-µs/task")
+	b.ReportMetric(100*(perTask(cpu[1], tasks[1])/perTask(cpu[0], tasks[0])-1), "cpu-overhead-%")
+	b.ReportMetric(100*(perTask(wall[1], tasks[1])/perTask(wall[0], tasks[0])-1), "wall-overhead-%")
+	sdk.ForceFlush(context.Background())
+	b.ReportMetric(float64(exporter.spans.Load())/float64(tasks[1]), "spans/task")
+}
+
+// switchableProvider traces with sdk while on is set, else not at all
+// (as the no-op provider would), so one rig can measure both.
+type switchableProvider struct {
+	embedded.TracerProvider
+	on  atomic.Bool
+	sdk trace.TracerProvider
+}
+
+func (p *switchableProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return &switchableTracer{p: p, on: p.sdk.Tracer(name, opts...), off: noop.NewTracerProvider().Tracer(name)}
+}
+
+type switchableTracer struct {
+	embedded.Tracer
+	p       *switchableProvider
+	on, off trace.Tracer
+}
+
+func (t *switchableTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if t.p.on.Load() {
+		return t.on.Start(ctx, name, opts...)
+	}
+	return t.off.Start(ctx, name, opts...)
+}
+
 // countingExporter drops spans, counting them.
 type countingExporter struct{ spans atomic.Int64 }
 
@@ -162,6 +248,14 @@ func (e *countingExporter) Shutdown(context.Context) error { return nil }
 // roundTripBench runs the round trip with every component (orchestrator,
 // agents, client) tracing to tp (nil: the global provider, a no-op).
 func roundTripBench(b *testing.B, tp trace.TracerProvider) {
+	env, roundTrip := newRoundTripRig(b, tp)
+	measureRoundTrips(b, env, roundTrip)
+}
+
+// newRoundTripRig starts a server, the orchestrator, four agents and a
+// client, all tracing to tp, and returns a warmed-up round trip: submit
+// task i and wait for its completion.
+func newRoundTripRig(b *testing.B, tp trace.TracerProvider) (*natstest.Env, func(i int64) (time.Duration, error)) {
 	env := natstest.Start(b)
 	env.Tenant(b, "acme")
 	keys, err := bus.NewStoreKeys(env.Store)
@@ -229,7 +323,11 @@ func roundTripBench(b *testing.B, tp trace.TracerProvider) {
 			b.Fatal(err)
 		}
 	}
+	return env, roundTrip
+}
 
+// measureRoundTrips runs b.N round trips, 16 at a time.
+func measureRoundTrips(b *testing.B, env *natstest.Env, roundTrip func(int64) (time.Duration, error)) {
 	var n atomic.Int64
 	var mu sync.Mutex
 	var latencies []time.Duration

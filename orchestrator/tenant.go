@@ -83,6 +83,7 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 	verifier := bus.NewVerifier(cfg.keys, bus.WithTenant(name))
 	t.bus, err = bus.NewConn(nc, signer, verifier,
 		bus.WithTracerProvider(cfg.tracerProvider),
+		bus.WithVerifySpans(),
 		bus.WithLogger(t.log),
 		bus.WithRefusalHandler(t.refused))
 	if err != nil {

@@ -44,12 +44,17 @@ func (t *tenant) taskAttributes(task *Task) []attribute.KeyValue {
 // carries a span of another origin (the report that caused this), the new
 // span links to it.
 func (t *tenant) startTaskSpan(ctx context.Context, name string, task *Task, links ...trace.Link) (context.Context, trace.Span) {
-	parent := telemetry.WithTraceParent(context.WithoutCancel(ctx), task.TraceParent)
-	if cause := trace.SpanContextFromContext(ctx); cause.IsValid() && task.TraceParent != "" && cause.SpanID() != telemetry.SpanContext(task.TraceParent).SpanID() {
-		links = append(links, trace.Link{SpanContext: cause, Attributes: []attribute.KeyValue{attribute.String("equilateral.link", "cause")}})
+	parent := context.WithoutCancel(ctx)
+	if own := telemetry.SpanContext(task.TraceParent); own.IsValid() {
+		parent = trace.ContextWithRemoteSpanContext(parent, own)
+		if cause := trace.SpanContextFromContext(ctx); cause.IsValid() && cause.SpanID() != own.SpanID() {
+			links = append(links, trace.Link{SpanContext: cause, Attributes: causeLink})
+		}
 	}
 	return t.tracer().Start(parent, name, trace.WithAttributes(t.taskAttributes(task)...), trace.WithLinks(links...))
 }
+
+var causeLink = []attribute.KeyValue{attribute.String("equilateral.link", "cause")}
 
 // previousAttempt links a retry's dispatch to where the earlier attempt
 // was claimed.

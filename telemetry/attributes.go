@@ -28,12 +28,13 @@ var traceContext = propagation.TraceContext{}
 // TraceParent is the W3C traceparent of the span in ctx, or "" if there
 // is none: a span context kept with a record so later work joins its trace.
 func TraceParent(ctx context.Context) string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
 		return ""
 	}
-	carrier := propagation.MapCarrier{}
-	traceContext.Inject(ctx, carrier)
-	return carrier.Get("traceparent")
+	// Version 00: 00-<trace id>-<span id>-<flags>, as the W3C propagator
+	// writes it, without its carrier map.
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
 // SpanContext reads a traceparent kept by TraceParent.
@@ -41,9 +42,21 @@ func SpanContext(traceparent string) trace.SpanContext {
 	if traceparent == "" {
 		return trace.SpanContext{}
 	}
-	ctx := traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent})
+	ctx := traceContext.Extract(context.Background(), singleHeader(traceparent))
 	return trace.SpanContextFromContext(ctx)
 }
+
+// singleHeader is a carrier holding only a traceparent.
+type singleHeader string
+
+func (h singleHeader) Get(key string) string {
+	if key == "traceparent" {
+		return string(h)
+	}
+	return ""
+}
+func (h singleHeader) Set(string, string) {}
+func (h singleHeader) Keys() []string     { return []string{"traceparent"} }
 
 // WithTraceParent returns ctx with the remote span context of traceparent
 // as its parent (ctx unchanged if traceparent is empty or invalid).
