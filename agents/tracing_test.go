@@ -59,28 +59,12 @@ func attr(s sdktrace.ReadOnlySpan, key string) string {
 // retry linked to the earlier attempt; the gate's verdict.
 func TestOneTracePerFlow(t *testing.T) {
 	rec := &spans{recorder: tracetest.NewSpanRecorder()}
-	env := natstest.Start(t)
-	env.Tenant(t, "acme")
-	o, err := orchestrator.New(env.URL, env.Store,
+	h := newHarness(t,
 		orchestrator.WithTracerProvider(rec.provider(t, "equilateral-orchestrator")),
-		orchestrator.WithTick(10*time.Millisecond),
-		orchestrator.WithDefaultRetryPolicy(orchestrator.RetryPolicy{
-			MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-			ClaimTimeout: 3 * time.Second, AttemptTimeout: 10 * time.Second, TaskTimeout: 30 * time.Second,
-		}),
 		orchestrator.WithPolicies(&orchestrator.PolicyFile{Default: orchestrator.TenantPolicy{
 			Capabilities: map[string]orchestrator.CapabilityPolicy{"alpha": {Gate: "review"}},
 		}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	natstest.Eventually(t, 10*time.Second, o.Ready, "orchestrator not ready")
-
-	h := &harness{t: t, env: env}
+	env := h.env
 	run := func(name, capability string, f agents.HandlerFunc) {
 		creds := env.Agent(t, "acme", name, capability)
 		h.agent(creds, map[string]agents.HandlerFunc{capability: f}, agents.WithTracerProvider(rec.provider(t, "agent-"+name)))
@@ -99,11 +83,11 @@ func TestOneTracePerFlow(t *testing.T) {
 		return task.Call(ctx, "gamma", map[string]int{"n": 1}, agents.SubmitOptions{})
 	})
 
-	clientCreds := env.Client(t, "acme", "client")
-	nc := env.Connect(t, clientCreds, "client")
+	clientCreds := env.Client(t, "acme", "traced")
+	nc := env.Connect(t, clientCreds, "traced")
 	signer, _ := bus.SignerFromCreds(clientCreds)
 	keys, _ := bus.NewStoreKeys(env.Store)
-	c, err := client.New(nc, "acme", "client", signer, keys, bus.WithTracerProvider(rec.provider(t, "client")))
+	c, err := client.New(nc, "acme", "traced", signer, keys, bus.WithTracerProvider(rec.provider(t, "client")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,21 +37,35 @@ func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
 	agenttest.Echo(t, nc, keys, creds, tenant, name, capability)
 }
 
-func TestCLITasks(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "eq")
+// startTaskStack runs, with the binary, a server and an orchestrator for
+// tenant acme with a client "client" and an echo agent "coder" (code); the
+// orchestrator exports no spans whatever the test's environment says.
+func startTaskStack(t *testing.T) (dir, url string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "eq")
 	run(t, "init", "--data-dir", dir).ok(t)
-	url, _ := startServer(t, dir)
+	url, _ = startServer(t, dir)
 	admin := func(args ...string) result { return run(t, append(args, "--data-dir", dir)...).ok(t) }
 	admin("tenant", "create", "acme", "--server", url)
 	admin("agent", "create", "--tenant", "acme", "--name", "coder", "--capability", "code")
 	admin("client", "create", "--tenant", "acme", "--name", "client")
 
 	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OTEL_") {
+			orch.Env = append(orch.Env, kv)
+		}
+	}
 	if err := orch.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { orch.Process.Kill(); orch.Wait() })
 	echoAgent(t, url, dir, "acme", "coder", "code")
+	return dir, url
+}
+
+func TestCLITasks(t *testing.T) {
+	dir, url := startTaskStack(t)
 
 	creds := filepath.Join(dir, "creds", "acme", "client.creds")
 	var res result

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -199,27 +198,9 @@ func submitAndWait(t *testing.T, ctx context.Context, c *client.Client) string {
 }
 
 func TestCLITaskTraceAudit(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "eq")
-	run(t, "init", "--data-dir", dir).ok(t)
-	url, _ := startServer(t, dir)
-	admin := func(args ...string) result { return run(t, append(args, "--data-dir", dir)...).ok(t) }
-	admin("tenant", "create", "acme", "--server", url)
-	admin("agent", "create", "--tenant", "acme", "--name", "coder", "--capability", "code")
-	admin("client", "create", "--tenant", "acme", "--name", "client")
-
-	// The orchestrator does not export spans (no OTEL_* whatever the
-	// test's environment says); it carries on the trace a client starts.
-	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OTEL_") {
-			orch.Env = append(orch.Env, kv)
-		}
-	}
-	if err := orch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { orch.Process.Kill(); orch.Wait() })
-	echoAgent(t, url, dir, "acme", "coder", "code")
+	// The orchestrator exports no spans; it carries on the trace a client
+	// starts.
+	dir, url := startTaskStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
