@@ -23,15 +23,41 @@ func (o *Orchestrator) observe() error {
 	}); err != nil {
 		return err
 	}
-	_, err := o.cfg.metrics.ObserveQueueDepth(func(_ context.Context, observe func(tenant, capability string, n int64)) error {
+	if _, err := o.cfg.metrics.ObserveQueueDepth(func(_ context.Context, observe func(tenant, capability string, n int64)) error {
 		for _, t := range o.serving() {
 			for capability, n := range t.sched.queued() {
 				observe(t.name, capability, int64(n))
 			}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	_, err := o.cfg.metrics.ObserveAgentsLive(func(ctx context.Context, observe func(tenant string, n int64)) error {
+		for _, t := range o.serving() {
+			if n, err := t.liveInstances(ctx); err == nil {
+				observe(t.name, int64(n))
+			}
+		}
+		return nil
 	})
 	return err
+}
+
+// liveInstances counts the agent instances in the live registry (the
+// heartbeats are shared among replicas, so only the bucket knows them all).
+func (t *tenant) liveInstances(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	keys, err := t.store.agents.ListKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	return n, nil
 }
 
 // serving lists the tenants being served now.

@@ -69,8 +69,12 @@ func histogramCount(t *testing.T, reader *sdkmetric.ManualReader, name string, k
 func TestMetrics(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	h := newHarness(t, orchestrator.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
-	h.agent("acme", "echoer", echo, "echo")
+	a := h.agent("acme", "echoer", echo, "echo")
 	c := h.client("acme", "client")
+	hb := protocol.Heartbeat{Agent: "echoer", Instance: "one", Status: protocol.AgentUp, Capabilities: []string{"echo"}}
+	if err := a.conn.Publish(context.Background(), protocol.AgentReport("echoer", protocol.HeartbeatKind), newEvent(a.source(), protocol.TypeAgentHeartbeat, hb)); err != nil {
+		t.Fatal(err)
+	}
 
 	for range 3 {
 		acc := c.submit(protocol.SubmitRequest{Capability: "echo", Input: []byte(`{}`)})
@@ -101,6 +105,9 @@ func TestMetrics(t *testing.T) {
 	if got := histogramCount(t, reader, metrics.AttemptDuration, tenant, echoCap); got != 3 {
 		t.Errorf("attempt duration samples: %d, want 3", got)
 	}
+	// The one heartbeat sent makes one live instance.
+	natstest.Eventually(t, 5*time.Second, func() bool { return value(collected(t, reader, metrics.AgentsLive), tenant) == 1 },
+		"live agents never showed the instance that sent a heartbeat")
 	// Nothing is left waiting: the queue gauge reads no tasks for echo.
 	if got := value(collected(t, reader, metrics.QueueDepth), tenant, echoCap); got != 0 {
 		t.Errorf("queue depth %d with nothing waiting", got)
