@@ -55,7 +55,9 @@ developing agents:
   - the demo flow, written to DIR/flows/plan-code-review.yaml.
 It prints "ready: nats://HOST:PORT" and commands to try, and stops cleanly
 on SIGINT or SIGTERM. With OTEL_EXPORTER_OTLP_ENDPOINT set, every hop is
-traced (to Jaeger, for one): see docs/tracing in the README.`,
+traced (to Jaeger, for one), each part as its own service; with
+--metrics-addr the orchestrator's metrics are served for Prometheus. See
+docs/observability.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelWarn
