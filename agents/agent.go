@@ -64,8 +64,12 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent
 	if err != nil {
 		return nil, err
 	}
-	if id.Role != auth.RoleAgent {
-		return nil, fmt.Errorf("agents: %s holds %q creds, not an agent's", credsFile, id.Role)
+	switch id.Role {
+	case auth.RoleAgent:
+	case "":
+		return nil, fmt.Errorf("agents: %s has no role: not creds made by `equilateral agent create`", credsFile)
+	default:
+		return nil, fmt.Errorf("agents: %s holds %s creds, not an agent's", credsFile, id.Role)
 	}
 	if err := protocol.ValidateName("tenant", id.Tenant); err != nil {
 		return nil, fmt.Errorf("agents: %s names no tenant: %w", credsFile, err)

@@ -40,6 +40,14 @@
 // what is left, and says it stopped. If the server closes the connection
 // for good (revoked creds), Run returns ErrConnectionClosed.
 //
+// # Tracing
+//
+// Every attempt is a "handle <capability>" span (tenant, agent, task id,
+// attempt), a child of the agent's receive span, which is a child of the
+// orchestrator's dispatch; the handler's reports and subtasks are its
+// children, so one task flow is one trace. Spans go to WithTracerProvider
+// (default: the global provider, a no-op unless the program set one).
+//
 // # Trust
 //
 // The agent verifies every event it is sent. By default it trusts its
