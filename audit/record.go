@@ -46,6 +46,9 @@ type Record struct {
 	EventID     string `json:"event_id,omitempty"`
 	EventSource string `json:"event_source,omitempty"`
 	EventType   string `json:"event_type,omitempty"`
+	// EventTraceParent is the event's W3C trace context (the span that
+	// sent it), when it was traced.
+	EventTraceParent string `json:"event_traceparent,omitempty"`
 }
 
 // newRecord reads a record's headers; msg is the stored message.
@@ -62,6 +65,9 @@ func newRecord(msg *nats.Msg, meta *jetstream.MsgMetadata) Record {
 	}
 	if e, err := bus.Decode(msg, maxRecordSize); err == nil {
 		r.EventID, r.EventSource, r.EventType = e.ID(), e.Source(), e.Type()
+		if tp, err := e.Context.GetExtension(bus.ExtTraceParent); err == nil {
+			r.EventTraceParent, _ = tp.(string)
+		}
 		return r
 	}
 	// Not a well-formed event (a refused one, say): show what it claimed.

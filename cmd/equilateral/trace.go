@@ -10,13 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/audit"
 	"github.com/equilateral-agents/equilateral/auth"
-	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/jaeger"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -267,45 +265,19 @@ func auditHops(ctx context.Context, js jetstream.JetStream, tasks []string) ([]a
 	var hops []auditHop
 	err := audit.Tail(ctx, js, func(r audit.Record) error {
 		if wanted[r.TaskID] {
-			hops = append(hops, auditHop{Sequence: r.Sequence, Time: r.Time, Decision: r.Decision, TaskID: r.TaskID, Source: r.EventSource, Reason: r.Reason})
+			traceID, spanID := spanOf(r.EventTraceParent)
+			hops = append(hops, auditHop{Sequence: r.Sequence, Time: r.Time, Decision: r.Decision, TaskID: r.TaskID,
+				Source: r.EventSource, Reason: r.Reason, TraceID: traceID, SpanID: spanID})
 		}
 		return nil
 	})
-	if err != nil || len(hops) == 0 {
-		return hops, err
-	}
-	// audit.Record leaves out the event's trace context: read it from the
-	// stored event of each record of the flow.
-	stream, err := js.Stream(ctx, audit.StreamName)
-	if err != nil {
-		return nil, fmt.Errorf("audit: open stream: %w", err)
-	}
-	for i := range hops {
-		raw, err := stream.GetMsg(ctx, hops[i].Sequence)
-		if err != nil {
-			return nil, fmt.Errorf("audit: read record %d: %w", hops[i].Sequence, err)
-		}
-		hops[i].TraceID, hops[i].SpanID = eventSpan(&nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
-	}
-	return hops, nil
+	return hops, err
 }
 
-// maxAuditEventSize bounds an audit record's event when it is decoded.
-const maxAuditEventSize = 64 << 20
-
-// eventSpan is the trace and span id in the traceparent of a record's
-// event, or "" when it has none (or the record holds no event).
-func eventSpan(msg *nats.Msg) (traceID, spanID string) {
-	if msg.Header == nil {
-		return "", ""
-	}
-	e, err := bus.Decode(msg, maxAuditEventSize)
-	if err != nil {
-		return "", ""
-	}
-	tp, _ := e.Extensions()[bus.ExtTraceParent].(string)
-	// 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
-	parts := strings.Split(tp, "-")
+// spanOf is the trace and span id of a W3C traceparent
+// ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"), or "".
+func spanOf(traceparent string) (traceID, spanID string) {
+	parts := strings.Split(traceparent, "-")
 	if len(parts) != 4 || len(parts[1]) != 32 || len(parts[2]) != 16 {
 		return "", ""
 	}
