@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // maxFindings caps a verdict, so that a gate's rejection reason stays
@@ -31,23 +32,27 @@ type rule struct {
 
 // rules match code-like text only: a call needs its parenthesis, a secret
 // its assignment and quotes, so prose about them ("unsafe eval") passes.
-// Within a line, findings follow this order.
-var rules = []rule{
-	{"hard-coded AWS access key", regexp.MustCompile(`\bAKIA[0-9A-Z]{16}\b`)},
-	{"private key block", regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)},
-	{"hard-coded secret", regexp.MustCompile(`(?i)(?:password|passwd|secret|api[_-]?key|token|access[_-]?key)[\w-]{0,24}["']?\s*(?::=|=|:)\s*(?:"[^"\n]{6,}"|'[^'\n]{6,}'|` + "`[^`\n]{6,}`" + `)`)},
-	{"dangerous call eval()", regexp.MustCompile(`\beval\s*\(`)},
-	// exec as a function (Python, JavaScript), not a method such as
-	// RegExp.exec or Go's exec.Command. The group is where the call starts
-	// (the character before it may end the previous line).
-	{"dangerous call exec()", regexp.MustCompile(`(?:^|[^\w.$])(exec\s*\()`)},
-	{"dangerous call os.system()", regexp.MustCompile(`\bos\.system\s*\(`)},
-	{"subprocess call with shell=True", regexp.MustCompile(`\bsubprocess\.\w+\s*\((?s:.){0,300}?\bshell\s*=\s*True\b`)},
-	{"dangerous call child_process.exec()", regexp.MustCompile(`\bchild_process(?:["'` + "`" + `]\s*\))?\s*\.\s*exec(?:Sync)?\s*\(`)},
-	{"shell command via exec.Command sh -c", regexp.MustCompile(`\bexec\.Command(?:Context\s*\(\s*[\w.()]{1,80}\s*,|\()\s*"(?:/usr/bin/|/bin/)?(?:ba|z|da)?sh"\s*,\s*"-c"`)},
-	{"dangerous call Runtime.getRuntime().exec()", regexp.MustCompile(`\bRuntime\.getRuntime\(\)\s*\.\s*exec\s*\(`)},
-	{"destructive command rm -rf /", regexp.MustCompile(`\brm\s+(?:-[A-Za-z]*(?:[rR][A-Za-z]*f|f[A-Za-z]*[rR])[A-Za-z]*|-[rR]\s+-f|-f\s+-[rR]|--recursive\s+--force|--force\s+--recursive)\s+(?:--no-preserve-root\s+)?/\*?(?:$|[\s"'` + "`" + `;&|)])`)},
-}
+// Within a line, findings follow this order. They are compiled on first
+// use, not at program start, which every process linking this package
+// (each `agent run --exec` task's shim too) would otherwise pay for.
+var rules = sync.OnceValue(func() []rule {
+	return []rule{
+		{"hard-coded AWS access key", regexp.MustCompile(`\bAKIA[0-9A-Z]{16}\b`)},
+		{"private key block", regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)},
+		{"hard-coded secret", regexp.MustCompile(`(?i)(?:password|passwd|secret|api[_-]?key|token|access[_-]?key)[\w-]{0,24}["']?\s*(?::=|=|:)\s*(?:"[^"\n]{6,}"|'[^'\n]{6,}'|` + "`[^`\n]{6,}`" + `)`)},
+		{"dangerous call eval()", regexp.MustCompile(`\beval\s*\(`)},
+		// exec as a function (Python, JavaScript), not a method such as
+		// RegExp.exec or Go's exec.Command. The group is where the call starts
+		// (the character before it may end the previous line).
+		{"dangerous call exec()", regexp.MustCompile(`(?:^|[^\w.$])(exec\s*\()`)},
+		{"dangerous call os.system()", regexp.MustCompile(`\bos\.system\s*\(`)},
+		{"subprocess call with shell=True", regexp.MustCompile(`\bsubprocess\.\w+\s*\((?s:.){0,300}?\bshell\s*=\s*True\b`)},
+		{"dangerous call child_process.exec()", regexp.MustCompile(`\bchild_process(?:["'` + "`" + `]\s*\))?\s*\.\s*exec(?:Sync)?\s*\(`)},
+		{"shell command via exec.Command sh -c", regexp.MustCompile(`\bexec\.Command(?:Context\s*\(\s*[\w.()]{1,80}\s*,|\()\s*"(?:/usr/bin/|/bin/)?(?:ba|z|da)?sh"\s*,\s*"-c"`)},
+		{"dangerous call Runtime.getRuntime().exec()", regexp.MustCompile(`\bRuntime\.getRuntime\(\)\s*\.\s*exec\s*\(`)},
+		{"destructive command rm -rf /", regexp.MustCompile(`\brm\s+(?:-[A-Za-z]*(?:[rR][A-Za-z]*f|f[A-Za-z]*[rR])[A-Za-z]*|-[rR]\s+-f|-f\s+-[rR]|--recursive\s+--force|--force\s+--recursive)\s+(?:--no-preserve-root\s+)?/\*?(?:$|[\s"'` + "`" + `;&|)])`)},
+	}
+})
 
 // plainKey is a key shown as it is in a path. Other keys, and keys that
 // match a rule themselves, are shown by position ({key 2}), so a path
@@ -135,7 +140,7 @@ func (r *review) walk(ctx context.Context, v any) error {
 }
 
 func (r *review) matchesAny(s string) bool {
-	for _, rl := range rules {
+	for _, rl := range rules() {
 		if rl.re.MatchString(s) {
 			return true
 		}
@@ -149,7 +154,7 @@ func (r *review) scan(s, keySegment string) {
 	type match struct{ line, rule int }
 	var matches []match
 	var newlines []int // computed only when something matched
-	for i, rl := range rules {
+	for i, rl := range rules() {
 		for _, loc := range rl.re.FindAllStringSubmatchIndex(s, maxFindings+1) {
 			start := loc[0]
 			if len(loc) > 2 {
@@ -173,7 +178,7 @@ func (r *review) scan(s, keySegment string) {
 	})
 	where := r.location(keySegment)
 	for _, m := range matches {
-		f := fmt.Sprintf("%s in %s (line %d)", rules[m.rule].name, where, m.line)
+		f := fmt.Sprintf("%s in %s (line %d)", rules()[m.rule].name, where, m.line)
 		if r.seen[f] {
 			continue
 		}
