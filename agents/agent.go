@@ -302,12 +302,33 @@ func (a *Agent) drain(subs []*nats.Subscription) error {
 	a.log.Info("draining", "running", a.load())
 	finished := make(chan struct{})
 	go func() { a.wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(a.cfg.drainTimeout):
-		a.stopAll(ErrReleased)
-		<-finished
-	case <-a.closed:
+	ticker := time.NewTicker(a.cfg.heartbeat)
+	defer ticker.Stop()
+	drainEnd := time.After(a.cfg.drainTimeout)
+	var giveUp <-chan time.Time
+wait:
+	for {
+		select {
+		case <-finished:
+			break wait
+		case <-a.closed:
+			break wait
+		case <-ticker.C:
+			a.heartbeat(ctx, protocol.AgentDraining) // still listed while it drains
+		case <-drainEnd:
+			// Hand the unfinished tasks back now, whether or not their
+			// handlers return: the tasks go elsewhere at once, and any
+			// result that comes later is dropped.
+			for _, at := range a.stopAll(ErrReleased) {
+				a.release(ctx, protocol.Dispatch{TaskID: at.taskID, Attempt: at.attempt}, "agent draining")
+			}
+			giveUp = time.After(handlerGrace)
+		case <-giveUp:
+			// A handler that ignores its context cannot hold the agent
+			// open: its task was handed back, its result will be dropped.
+			a.log.Warn("handlers still running after the drain", "running", a.load())
+			break wait
+		}
 	}
 	a.heartbeat(ctx, protocol.AgentStopped)
 	err := a.nc.Drain()
@@ -316,13 +337,21 @@ func (a *Agent) drain(subs []*nats.Subscription) error {
 	return err
 }
 
-// stopAll ends every running handler's context with cause.
-func (a *Agent) stopAll(cause error) {
+// handlerGrace is how long handlers get to return once their context was
+// ended by the drain.
+const handlerGrace = 5 * time.Second
+
+// stopAll ends every running handler's context with cause and returns
+// the attempts it stopped.
+func (a *Agent) stopAll(cause error) []*attempt {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	stopped := make([]*attempt, 0, len(a.running))
 	for _, at := range a.running {
 		at.stop(cause)
+		stopped = append(stopped, at)
 	}
+	return stopped
 }
 
 func (a *Agent) load() int {

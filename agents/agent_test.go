@@ -315,3 +315,30 @@ func TestRevokedAgentStopsCleanly(t *testing.T) {
 	}
 	t.Logf("revoked agent stopped: %v", err)
 }
+
+// A handler that ignores its context cannot keep a draining agent alive,
+// and its task is handed back at the drain timeout, not when it returns.
+func TestDrainDoesNotWaitForAStuckHandler(t *testing.T) {
+	h := newHarness(t)
+	creds := h.env.Agent(t, "acme", "stubborn", "stuck")
+	never := make(chan struct{})
+	t.Cleanup(func() { close(never) })
+	first := h.agent(creds, map[string]agents.HandlerFunc{"stuck": func(ctx context.Context, task *agents.Task) (any, error) {
+		<-never // ignores ctx
+		return "too late", nil
+	}}, agents.WithDrainTimeout(100*time.Millisecond))
+	id := h.submit("stuck", map[string]any{})
+	h.waitState(id, protocol.StateRunning)
+
+	h.agent(creds, map[string]agents.HandlerFunc{"stuck": func(ctx context.Context, task *agents.Task) (any, error) {
+		return "second instance", nil
+	}})
+	first.stop()
+	// The task moves on while the stuck handler is still stuck.
+	if v := h.waitState(id, protocol.StateCompleted); string(v.Output) != `"second instance"` || v.Attempts != 1 {
+		t.Fatalf("task: %s after %d attempts", v.Output, v.Attempts)
+	}
+	if err := first.wait(t); err != nil {
+		t.Fatalf("Run after drain = %v", err)
+	}
+}

@@ -165,10 +165,7 @@ func (a *Agent) call(ctx context.Context, h Handler, task *Task) (output any, er
 // finish reports the attempt's end, unless it was stopped: a cancelled
 // task's result is not wanted, and a released one is already elsewhere.
 func (a *Agent) finish(ctx context.Context, task *Task, output any, err error) {
-	if stopped := task.at.stopReason(); stopped != nil {
-		if errors.Is(stopped, ErrReleased) {
-			a.release(context.WithoutCancel(ctx), protocol.Dispatch{TaskID: task.ID, Attempt: task.Attempt}, "agent draining")
-		}
+	if task.at.stopReason() != nil {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
