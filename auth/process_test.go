@@ -6,7 +6,6 @@ package auth_test
 // server's memory apart from the test's).
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/equilateral-agents/equilateral/internal/procout"
 )
 
 const natsServerModule = "github.com/nats-io/nats-server/v2"
@@ -152,30 +153,12 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer collects the server's output from its pipe goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // natsProcess is a running nats-server process.
 type natsProcess struct {
 	cmd     *exec.Cmd
 	URL     string
 	Port    int
-	output  *lockedBuffer
+	output  *procout.Buffer
 	exited  chan struct{} // closed when the process has been waited for
 	waitErr error
 	stopped bool
@@ -219,7 +202,7 @@ func spawnNATSServer(bin, configFile string, port int) (*natsProcess, error) {
 	p := &natsProcess{
 		URL:    "nats://127.0.0.1:" + strconv.Itoa(port),
 		Port:   port,
-		output: &lockedBuffer{},
+		output: &procout.Buffer{},
 		exited: make(chan struct{}),
 	}
 	p.cmd = exec.Command(bin, "-c", configFile, "-p", strconv.Itoa(port))

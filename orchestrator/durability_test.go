@@ -43,6 +43,7 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/internal/procout"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -114,7 +115,7 @@ func TestDurabilityChildOrchestrator(t *testing.T) {
 type childOrchestrator struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *procout.Buffer
 	done   chan struct{}
 }
 
@@ -132,7 +133,7 @@ func startChild(t *testing.T, env *natstest.Env) *childOrchestrator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &childOrchestrator{cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &childOrchestrator{cmd: cmd, stdin: stdin, stderr: &procout.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -166,23 +167,6 @@ func (c *childOrchestrator) kill() {
 	c.cmd.Process.Kill()
 	<-c.done
 	c.stdin.Close()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // inProcess runs an orchestrator in this process (so the race detector

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/equilateral-agents/equilateral/internal/procout"
 )
 
 // TestREADMEQuickstart runs the README's quickstart for real: the built
@@ -106,24 +108,6 @@ func startDev(t *testing.T, dir string) string {
 	return startDevUntil(t, dir).url
 }
 
-// lockedBuffer is a bytes.Buffer safe for the writer goroutine of exec.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestDevRestartKeepsState: a second `dev` on the same data dir reuses
 // its keys and creds and still has the first run's tasks.
 func TestDevRestartKeepsState(t *testing.T) {
@@ -188,7 +172,7 @@ func startDevWithEnv(t *testing.T, dir string, env []string, args ...string) dev
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr procout.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -17,15 +17,23 @@ import (
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
-// echoAgent runs a hand-written agent answering {"echo": input}.
-func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
+// connectAs connects a principal of the data dir with its creds and
+// inbox prefix, closed when the test ends.
+func connectAs(t *testing.T, url, dataDir, tenant, name string) (nc *nats.Conn, creds string) {
 	t.Helper()
-	creds := filepath.Join(dataDir, "creds", tenant, name+".creds")
+	creds = filepath.Join(dataDir, "creds", tenant, name+".creds")
 	nc, err := nats.Connect(url, nats.UserCredentials(creds), nats.CustomInboxPrefix(protocol.InboxPrefix(name)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	return nc, creds
+}
+
+// echoAgent runs a hand-written agent answering {"echo": input}.
+func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
+	t.Helper()
+	nc, creds := connectAs(t, url, dataDir, tenant, name)
 	store, err := auth.Open(dataDir)
 	if err != nil {
 		t.Fatal(err)

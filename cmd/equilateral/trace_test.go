@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -159,12 +158,7 @@ func TestTaskTraceErrors(t *testing.T) {
 // inProcessClient connects a client principal with the tracer provider tp.
 func inProcessClient(t *testing.T, url, dataDir, tenant, name string, tp trace.TracerProvider) *client.Client {
 	t.Helper()
-	creds := filepath.Join(dataDir, "creds", tenant, name+".creds")
-	nc, err := nats.Connect(url, nats.UserCredentials(creds), nats.CustomInboxPrefix(protocol.InboxPrefix(name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, creds := connectAs(t, url, dataDir, tenant, name)
 	signer, err := bus.SignerFromCreds(creds)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@
 package jaegertest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/equilateral-agents/equilateral/internal/procout"
 )
 
 // Version is the Jaeger release tools/jaeger pins.
@@ -46,7 +47,7 @@ type Jaeger struct {
 	// QueryURL is the UI and query API ("http://127.0.0.1:PORT").
 	QueryURL string
 
-	logs *syncBuffer
+	logs *procout.Buffer
 }
 
 // Logs is what Jaeger has printed so far.
@@ -91,7 +92,7 @@ func start(t testing.TB, bin, config string) (*Jaeger, error) {
 		OTLPGRPCEndpoint: addr(0),
 		OTLPHTTPEndpoint: "http://" + addr(1),
 		QueryURL:         "http://" + addr(2),
-		logs:             &syncBuffer{},
+		logs:             &procout.Buffer{},
 	}
 	cmd := exec.Command(bin, "--config", config)
 	cmd.Env = append(scrubbedEnv(),
@@ -337,21 +338,3 @@ var (
 )
 
 func goTool() string { return filepath.Join(runtime.GOROOT(), "bin", "go") }
-
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
