@@ -14,6 +14,7 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -40,15 +41,7 @@ func newHarness(t *testing.T, opts ...orchestrator.Option) *harness {
 		TaskTimeout:    30 * time.Second,
 	}
 	all := append([]orchestrator.Option{orchestrator.WithDefaultRetryPolicy(policy), orchestrator.WithTick(10 * time.Millisecond)}, opts...)
-	o, err := orchestrator.New(env.URL, env.Store, all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	natstest.Eventually(t, 10*time.Second, o.Ready, "orchestrator not ready")
+	orchtest.Start(t, env, all...)
 
 	creds := env.Client(t, "acme", "client")
 	nc := env.Connect(t, creds, "client")

@@ -19,6 +19,7 @@ import (
 	"github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -43,15 +44,7 @@ func newWorld(t *testing.T) *world {
 	agentCreds := env.Agent(t, "acme", "coder", "code")
 	clientCreds := env.Client(t, "acme", "client")
 
-	o, err := orchestrator.New(env.URL, env.Store, orchestrator.WithTick(10*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	natstest.Eventually(t, 10*time.Second, o.Ready, "orchestrator not ready")
+	orchtest.Start(t, env, orchestrator.WithTick(10*time.Millisecond))
 
 	keys, err := bus.NewStoreKeys(env.Store)
 	if err != nil {

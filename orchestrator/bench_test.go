@@ -35,6 +35,7 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -271,15 +272,7 @@ func newRoundTripRig(b *testing.B, tp trace.TracerProvider) (*natstest.Env, func
 	for i := range 4 {
 		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i), busOpts...)
 	}
-	o, err := orchestrator.New(env.URL, env.Store, orchOpts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	natstest.Eventually(b, 30*time.Second, o.Ready, "orchestrator not ready")
+	orchtest.Start(b, env, orchOpts...)
 
 	creds := env.Client(b, "acme", "loader")
 	nc, conn, signer := benchConn(b, env, keys, "loader", creds, busOpts...)

@@ -43,6 +43,7 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/internal/procout"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -173,17 +174,7 @@ func (c *childOrchestrator) kill() {
 // watches it) and returns its clean stop.
 func inProcess(t *testing.T, env *natstest.Env) (stop func()) {
 	t.Helper()
-	o, err := orchestrator.New(env.URL, env.Store, durabilityOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	natstest.Eventually(t, 30*time.Second, o.Ready, "in-process orchestrator not ready")
+	stop = orchtest.Start(t, env, durabilityOptions()...)
 	return stop
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -24,8 +25,7 @@ type harness struct {
 	t    *testing.T
 	env  *natstest.Env
 	keys bus.KeyRegistry
-	stop context.CancelFunc
-	done chan struct{}
+	stop func() // stops the orchestrator
 }
 
 func fastPolicy() orchestrator.RetryPolicy {
@@ -55,22 +55,12 @@ func newHarness(t *testing.T, opts ...orchestrator.Option) *harness {
 func (h *harness) startOrchestrator(opts ...orchestrator.Option) {
 	h.t.Helper()
 	all := append([]orchestrator.Option{orchestrator.WithDefaultRetryPolicy(fastPolicy()), orchestrator.WithTick(10 * time.Millisecond)}, opts...)
-	o, err := orchestrator.New(h.env.URL, h.env.Store, all...)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	h.stop, h.done = cancel, done
-	h.t.Cleanup(func() { cancel(); <-done })
-	natstest.Eventually(h.t, 10*time.Second, o.Ready, "orchestrator not ready")
+	h.stop = orchtest.Start(h.t, h.env, all...)
 }
 
 func (h *harness) stopOrchestrator() {
 	if h.stop != nil {
 		h.stop()
-		<-h.done
 		h.stop = nil
 	}
 }
