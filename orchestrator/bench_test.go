@@ -34,6 +34,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
@@ -76,7 +77,7 @@ func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name stri
 			return
 		}
 		report := func(kind, typ string, r protocol.Report) {
-			if err := conn.Publish(ctx, protocol.AgentReport(name, kind), newEvent(source, typ, r)); err != nil {
+			if err := conn.Publish(ctx, protocol.AgentReport(name, kind), agenttest.NewEvent(source, typ, r)); err != nil {
 				b.Error(err)
 			}
 		}

@@ -42,6 +42,7 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/internal/procout"
@@ -806,7 +807,7 @@ func TestDurabilityLostReplyResubmit(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`7`), IdempotencyKey: "lost-reply"}
-	e := newEvent(protocol.Source("acme", "loader"), protocol.TypeTaskSubmit, req)
+	e := agenttest.NewEvent(protocol.Source("acme", "loader"), protocol.TypeTaskSubmit, req)
 	if err := signer.Sign(e); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
@@ -118,7 +119,7 @@ func TestSubtasks(t *testing.T) {
 	planner := h.agent("acme", "planner", func(ctx context.Context, a *agent, d protocol.Dispatch) (json.RawMessage, *protocol.Report) {
 		var outputs []json.RawMessage
 		for _, part := range []string{"a", "b"} {
-			reply, err := a.conn.Request(ctx, protocol.TasksSubmit, newEvent(a.source(), protocol.TypeTaskSubmit,
+			reply, err := a.conn.Request(ctx, protocol.TasksSubmit, agenttest.NewEvent(a.source(), protocol.TypeTaskSubmit,
 				protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"` + part + `"`), Parent: d.TaskID}))
 			if err != nil || reply.Type() != protocol.TypeTaskAccepted {
 				return nil, &protocol.Report{Message: "subtask refused"}

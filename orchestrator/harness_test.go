@@ -10,9 +10,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
@@ -83,16 +83,6 @@ func (h *harness) conn(tenant, name, creds string) *bus.Conn {
 	return c
 }
 
-func newEvent(source, typ string, data any) *event.Event {
-	e := event.New()
-	e.SetID(nuid.Next())
-	e.SetSource(source)
-	e.SetType(typ)
-	e.SetTime(time.Now())
-	e.SetData(event.ApplicationJSON, data)
-	return &e
-}
-
 // client is a submitter.
 type client struct {
 	h      *harness
@@ -113,7 +103,7 @@ func (c *client) request(subject, typ string, data any) *event.Event {
 	c.h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	reply, err := c.conn.Request(ctx, subject, newEvent(c.source(), typ, data))
+	reply, err := c.conn.Request(ctx, subject, agenttest.NewEvent(c.source(), typ, data))
 	if err != nil {
 		c.h.t.Fatalf("%s: %v", subject, err)
 	}
@@ -238,7 +228,7 @@ func (h *harness) agent(tenant, name string, handle agentFunc, capabilities ...s
 func (a *agent) source() string { return protocol.Source(a.tenant, a.name) }
 
 func (a *agent) report(kind, typ string, r protocol.Report) {
-	e := newEvent(a.source(), typ, r)
+	e := agenttest.NewEvent(a.source(), typ, r)
 	err := a.conn.Publish(context.Background(), protocol.AgentReport(a.name, kind), e)
 	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) { // closed: the test is over
 		a.h.t.Errorf("report: %v", err)

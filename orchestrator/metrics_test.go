@@ -9,6 +9,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/metrics"
 	"github.com/equilateral-agents/equilateral/orchestrator"
@@ -72,7 +73,7 @@ func TestMetrics(t *testing.T) {
 	a := h.agent("acme", "echoer", echo, "echo")
 	c := h.client("acme", "client")
 	hb := protocol.Heartbeat{Agent: "echoer", Instance: "one", Status: protocol.AgentUp, Capabilities: []string{"echo"}}
-	if err := a.conn.Publish(context.Background(), protocol.AgentReport("echoer", protocol.HeartbeatKind), newEvent(a.source(), protocol.TypeAgentHeartbeat, hb)); err != nil {
+	if err := a.conn.Publish(context.Background(), protocol.AgentReport("echoer", protocol.HeartbeatKind), agenttest.NewEvent(a.source(), protocol.TypeAgentHeartbeat, hb)); err != nil {
 		t.Fatal(err)
 	}
 

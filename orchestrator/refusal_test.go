@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -34,7 +35,7 @@ func TestRefusals(t *testing.T) {
 	source := protocol.Source("acme", "client")
 
 	signed := func(src string) *nats.Msg {
-		e := newEvent(src, protocol.TypeTaskSubmit, submit)
+		e := agenttest.NewEvent(src, protocol.TypeTaskSubmit, submit)
 		if err := signer.Sign(e); err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func TestRefusals(t *testing.T) {
 		reason string
 	}{
 		{"unsigned", func() *nats.Msg {
-			msg, _ := bus.EncodeBinary(protocol.TasksSubmit, newEvent(source, protocol.TypeTaskSubmit, submit))
+			msg, _ := bus.EncodeBinary(protocol.TasksSubmit, agenttest.NewEvent(source, protocol.TypeTaskSubmit, submit))
 			return msg
 		}, "unsigned"},
 		{"forged", func() *nats.Msg {
