@@ -11,7 +11,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/auth"
@@ -79,7 +78,7 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent
 		tenant:   id.Tenant,
 		name:     id.Name,
 		allowed:  id.Capabilities,
-		instance: nuid.Next(),
+		instance: protocol.NewID(),
 		started:  time.Now().UTC(),
 		closed:   make(chan struct{}),
 		handlers: map[string]Handler{},
@@ -378,7 +377,7 @@ func (a *Agent) heartbeat(ctx context.Context, status protocol.AgentStatus) {
 // publish signs and sends one event from this agent.
 func (a *Agent) publish(ctx context.Context, subject, typ, taskID string, data any) error {
 	e := event.New()
-	e.SetID(nuid.Next())
+	e.SetID(protocol.NewID())
 	e.SetSource(protocol.Source(a.tenant, a.name))
 	e.SetType(typ)
 	e.SetTime(time.Now())

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -66,7 +65,7 @@ func (c *Client) Source() string { return protocol.Source(c.tenant, c.name) }
 
 func (c *Client) event(typ string, data any) (*event.Event, error) {
 	e := event.New()
-	e.SetID(nuid.Next())
+	e.SetID(protocol.NewID())
 	e.SetSource(c.Source())
 	e.SetType(typ)
 	e.SetTime(time.Now())

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -20,7 +19,7 @@ import (
 // NewEvent builds an unsigned event from source.
 func NewEvent(source, typ string, data any) *event.Event {
 	e := event.New()
-	e.SetID(nuid.Next())
+	e.SetID(protocol.NewID())
 	e.SetSource(source)
 	e.SetType(typ)
 	e.SetTime(time.Now())
