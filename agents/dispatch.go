@@ -104,7 +104,7 @@ func (a *Agent) isDraining() bool {
 func (a *Agent) release(ctx context.Context, d protocol.Dispatch, why string) {
 	a.log.InfoContext(ctx, "task handed back", "task", d.TaskID, "attempt", d.Attempt, "reason", why)
 	a.publish(ctx, protocol.AgentReport(a.name, "released"), protocol.TypeTaskReleased, d.TaskID,
-		protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt, Message: why})
+		protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt, Instance: a.instance, Message: why})
 }
 
 // start claims the task (it holds a slot) and runs the handler.

@@ -59,7 +59,7 @@ var errStopped = errors.New("agents: the attempt was stopped")
 
 // report sends a report about this attempt on eq.agent.<agent>.<kind>.
 func (t *Task) report(ctx context.Context, kind, typ string, r protocol.Report) error {
-	r.TaskID, r.Attempt = t.ID, t.Attempt
+	r.TaskID, r.Attempt, r.Instance = t.ID, t.Attempt, t.agent.instance
 	t.at.reportsMu.Lock()
 	defer t.at.reportsMu.Unlock()
 	if t.at.stopped != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -49,6 +50,10 @@ type Record struct {
 	// EventTraceParent is the event's W3C trace context (the span that
 	// sent it), when it was traced.
 	EventTraceParent string `json:"event_traceparent,omitempty"`
+	// Refusal is set on the record of a refused message: the record is the
+	// orchestrator's signed account of it (never the message), and the
+	// Event fields above name the refused event, as it claimed.
+	Refusal *protocol.AuditRefusal `json:"refusal,omitempty"`
 }
 
 // newRecord reads a record's headers; msg is the stored message.
@@ -67,6 +72,9 @@ func newRecord(msg *nats.Msg, meta *jetstream.MsgMetadata) Record {
 		r.EventID, r.EventSource, r.EventType = e.ID(), e.Source(), e.Type()
 		if tp, err := e.Context.GetExtension(bus.ExtTraceParent); err == nil {
 			r.EventTraceParent, _ = tp.(string)
+		}
+		if e.Type() == protocol.TypeAuditDecision {
+			r.readRefusal(e.Data())
 		}
 		return r
 	}
@@ -106,4 +114,21 @@ func ceHeader(h nats.Header, name string) string {
 		}
 	}
 	return ""
+}
+
+// readRefusal fills the record of a refusal from the orchestrator's
+// account of it.
+func (r *Record) readRefusal(data []byte) {
+	var d protocol.AuditDecision
+	if json.Unmarshal(data, &d) != nil || d.Refusal == nil {
+		return
+	}
+	ref := d.Refusal
+	tenant, _, _ := protocol.ParseSource(r.EventSource) // the orchestrator's
+	r.Refusal = ref
+	r.EventID, r.EventType, r.EventTraceParent = ref.EventID, ref.EventType, ""
+	r.EventSource = ref.ClaimedSource
+	if r.EventSource == "" && protocol.ValidateName("principal", ref.Sender) == nil {
+		r.EventSource = protocol.Source(tenant, ref.Sender)
+	}
 }

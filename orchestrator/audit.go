@@ -67,11 +67,7 @@ const (
 func finalRecordID(taskID string) string { return taskID + ".final" }
 
 // auditDecision is the data of the orchestrator's own decision records.
-type auditDecision struct {
-	Decision string `json:"decision"`
-	Reason   string `json:"reason,omitempty"`
-	TaskID   string `json:"task_id,omitempty"`
-}
+type auditDecision = protocol.AuditDecision
 
 func (a *auditor) selfSigned(ctx context.Context, e auditEntry) *nats.Msg {
 	if a.seal == nil {
@@ -85,7 +81,7 @@ func (a *auditor) selfSigned(ctx context.Context, e auditEntry) *nats.Msg {
 	if e.taskID != "" {
 		ev.SetExtension(protocol.ExtTaskID, e.taskID)
 	}
-	if err := ev.SetData(event.ApplicationJSON, auditDecision{Decision: e.decision, Reason: e.reason, TaskID: e.taskID}); err != nil {
+	if err := ev.SetData(event.ApplicationJSON, auditDecision{Decision: e.decision, Reason: e.reason, TaskID: e.taskID, Refusal: e.refusal}); err != nil {
 		return nil
 	}
 	msg, err := a.seal(ctx, protocol.AuditSubject(e.decision), &ev)
@@ -107,6 +103,9 @@ type auditEntry struct {
 	// recovered: written from the stored task after the record of the
 	// decision was not confirmed (see reconcile).
 	recovered bool
+	// refusal describes a refused message; its record is the
+	// orchestrator's signed account, never the message itself.
+	refusal *RefusalRecord
 }
 
 // record appends asynchronously: the hot path never waits for the audit
@@ -132,6 +131,9 @@ func (a *auditor) record(ctx context.Context, e auditEntry) {
 		}
 		msg.Data = event.Data
 		msg.Header.Set(protocol.AuditHeaderSubject, event.Subject)
+	}
+	if e.refusal != nil {
+		msg.Header.Set(protocol.AuditHeaderSubject, e.refusal.Subject)
 	}
 	msg.Header.Set(protocol.AuditHeaderDecision, e.decision)
 	if e.recovered {

@@ -24,7 +24,13 @@ import (
 // the orchestrator that finished a step died before moving the flow on.
 const flowRecheck = time.Second
 
-func flowStepID(flowID, step string) string { return flowID + "-" + step }
+// derivedSep joins a task id and what is derived from it. Names match
+// [a-z0-9][a-z0-9_-]* and ids from protocol.NewID are [a-z2-7]: neither
+// holds '=', so a derived id names exactly one thing.
+const derivedSep = "="
+
+// flowStepID derives a step's task id: <flow>=step=<name>.
+func flowStepID(flowID, step string) string { return flowID + derivedSep + "step" + derivedSep + step }
 
 // startFlow records a new flow and starts its first step.
 func (t *tenant) startFlow(ctx context.Context, task *Task) error {

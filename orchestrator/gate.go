@@ -35,7 +35,10 @@ type GateVerdict struct {
 	Findings []string `json:"findings,omitempty"`
 }
 
-func gateTaskID(taskID string) string { return taskID + "-gate" }
+// gateTaskID derives the gate task's id: <task>=gate. Derived ids join
+// with '=', which no name (step, capability) and no random id contains,
+// so no flow step can take another task's gate id in advance.
+func gateTaskID(taskID string) string { return taskID + derivedSep + "gate" }
 
 // gateFor names the capability gating c, if any.
 func (t *tenant) gateFor(c string) string { return t.policy.Capabilities[c].Gate }

@@ -24,11 +24,7 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	ctx, span := t.tracer().Start(ctx, "intake", trace.WithAttributes(
 		telemetry.AttrTenant.String(t.name), telemetry.AttrSubmitter.String(submitter)))
 	defer span.End()
-	if m.Event.Type() != protocol.TypeTaskSubmit {
-		t.refuse(ctx, m, reasonMalformed, "want an event of type "+protocol.TypeTaskSubmit)
-		return
-	}
-	if m.Reply() != "" && !replyFromOwner(m) {
+	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
 		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox "+protocol.InboxPrefix(submitter)+".*")
 		return
 	}
@@ -189,6 +185,11 @@ func (t *tenant) admit(ctx context.Context, m *bus.Message, submitter string, re
 	if len(req.Input) == 0 {
 		req.Input = []byte("null")
 	}
+	if limit := t.maxInput(); len(req.Input) > limit {
+		t.refuse(ctx, m, reasonTooLarge, fmt.Sprintf("the task's input is %d bytes; the most a dispatch can carry on this server is %d (its max payload %d, less %d for the event around it)",
+			len(req.Input), limit, min(t.nc.MaxPayload(), bus.DefaultMaxEventSize), dispatchOverhead))
+		return false
+	}
 	if err := validateJSON(t.schemas[req.Capability].input, req.Input); err != nil {
 		t.refuse(ctx, m, reasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
 		return false
@@ -256,4 +257,13 @@ func clip(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// dispatchOverhead is room for what a dispatch adds to a task's input:
+// its CloudEvent headers, signature and JSON envelope.
+const dispatchOverhead = 4 << 10
+
+// maxInput is the largest input a dispatch can carry on this server.
+func (t *tenant) maxInput() int {
+	return int(min(t.nc.MaxPayload(), bus.DefaultMaxEventSize)) - dispatchOverhead
 }

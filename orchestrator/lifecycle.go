@@ -3,10 +3,12 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
@@ -25,7 +27,7 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 		policy = t.retryPolicy(task.Capability)
 		task.Attempt++
 		task.State = protocol.StateDispatched
-		task.Agent = ""
+		task.Agent, task.Instance = "", ""
 		task.AttemptDeadline = minTime(now.Add(policy.ClaimTimeout), task.Deadline)
 		return nil
 	})
@@ -53,12 +55,35 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	// on another goroutine) then always comes after, on this connection.
 	t.notify(ctx, task)
 	msg, err := t.bus.Send(ctx, protocol.Capability(task.Capability), e)
+	if errors.Is(err, bus.ErrTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
+		// No retry makes it smaller (a flow step's or gate's input built
+		// from earlier outputs): say so rather than wait for a claim.
+		t.failTask(ctx, task.ID, task.Attempt, fmt.Sprintf("the task's input (%d bytes) is too large to dispatch: the server's max payload is %d bytes", len(task.Input), t.nc.MaxPayload()))
+		return
+	}
 	if err != nil {
 		// The claim timeout retries it: the task is not lost.
 		t.log.WarnContext(ctx, "dispatch not sent", "task", task.ID, "error", err)
 		return
 	}
 	t.audit.record(ctx, auditEntry{decision: decisionDispatched, taskID: task.ID, event: msg})
+}
+
+// failTask ends an attempt that cannot be sent, for good.
+func (t *tenant) failTask(ctx context.Context, id string, attempt int, why string) {
+	task, err := t.store.update(ctx, id, func(task *Task) error {
+		if task.State != protocol.StateDispatched || task.Attempt != attempt {
+			return errSkip
+		}
+		task.Error = why
+		t.retryOrGiveUp(task, time.Now(), false)
+		return nil
+	})
+	if err != nil {
+		t.logSkip(ctx, "fail", id, err)
+		return
+	}
+	t.recordTransition(ctx, task, why, nil)
 }
 
 // attemptExpired handles an attempt nobody claimed or that ran too long.
@@ -138,7 +163,7 @@ func (t *tenant) retryOrGiveUp(task *Task, now time.Time, retryable bool) {
 		return
 	}
 	task.State = protocol.StateSubmitted
-	task.Agent = ""
+	task.Agent, task.Instance = "", ""
 	task.NextAttemptAt = next
 }
 

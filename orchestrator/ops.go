@@ -3,7 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
-	"sort"
+	"fmt"
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -13,7 +13,7 @@ import (
 // its own tasks; anyone else's is "not found", so ids leak nothing.
 
 func (t *tenant) ownTask(ctx context.Context, m *bus.Message) (*Task, bool) {
-	if m.Reply() != "" && !replyFromOwner(m) {
+	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
 		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox")
 		return nil, false
 	}
@@ -53,11 +53,10 @@ func (t *tenant) handleCancel(ctx context.Context, m *bus.Message) {
 	t.respond(ctx, m, protocol.TypeTaskView, task.ID, task.view())
 }
 
-// listLimit bounds a listing.
-const listLimit = 1000
-
+// handleList answers one page of the caller's tasks, newest first, from
+// the index: the cost is the page, not the tenant's task count.
 func (t *tenant) handleList(ctx context.Context, m *bus.Message) {
-	if m.Reply() != "" && !replyFromOwner(m) {
+	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
 		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox")
 		return
 	}
@@ -69,29 +68,31 @@ func (t *tenant) handleList(ctx context.Context, m *bus.Message) {
 		}
 	}
 	limit := req.Limit
-	if limit <= 0 || limit > listLimit {
-		limit = listLimit
-	}
-	keys, err := t.store.tasks.ListKeys(ctx)
-	if err != nil {
-		t.refuse(ctx, m, reasonUnavailable, "could not list tasks; try again")
+	switch {
+	case limit == 0:
+		limit = protocol.DefaultListPage
+	case limit < 0 || limit > protocol.MaxListPage:
+		t.refuse(ctx, m, reasonMalformed, fmt.Sprintf("limit must be 1 to %d", protocol.MaxListPage))
 		return
 	}
-	me := principal(m)
-	var views []protocol.TaskView
-	for id := range keys.Keys() {
+	if req.After != "" {
+		if _, ok := parseCursor(req.After); !ok {
+			t.refuse(ctx, m, reasonMalformed, "after is not a cursor from a previous page's next")
+			return
+		}
+	}
+	ids, next := t.index.page(principal(m), req.State, req.After, limit)
+	views := make([]protocol.TaskView, 0, len(ids))
+	for _, id := range ids {
 		task, _, err := t.store.get(ctx, id)
-		if err != nil || task.Submitter != me || (req.State != "" && task.State != req.State) {
-			continue
+		if errors.Is(err, errNotFound) {
+			continue // expired since it was indexed
+		}
+		if err != nil {
+			t.refuse(ctx, m, reasonUnavailable, "could not list tasks; try again")
+			return
 		}
 		views = append(views, task.view())
 	}
-	sort.Slice(views, func(i, j int) bool { return views[i].CreatedAt.After(views[j].CreatedAt) })
-	if len(views) > limit {
-		views = views[:limit]
-	}
-	if views == nil {
-		views = []protocol.TaskView{}
-	}
-	t.respond(ctx, m, protocol.TypeTaskListing, "", protocol.Listing{Tasks: views})
+	t.respond(ctx, m, protocol.TypeTaskListing, "", protocol.Listing{Tasks: views, Next: next})
 }

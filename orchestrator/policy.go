@@ -68,6 +68,16 @@ type TenantPolicy struct {
 	// Each replica applies the bound to what it receives.
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	Burst         int     `yaml:"burst"`
+	// PrincipalRatePerSecond and PrincipalBurst bound the requests of each
+	// principal on its own (submit, get, list, cancel, heartbeats, and
+	// every refused message): one principal cannot spend the tenant's
+	// rate. 0 means DefaultPrincipalRate and a burst of twice the rate
+	// (at least DefaultPrincipalBurst); a negative rate means no bound.
+	PrincipalRatePerSecond float64 `yaml:"principal_rate_per_second"`
+	PrincipalBurst         int     `yaml:"principal_burst"`
+	// MaxInstancesPerAgent bounds the live instances one agent may list
+	// in the registry (0: DefaultMaxInstancesPerAgent).
+	MaxInstancesPerAgent int `yaml:"max_instances_per_agent"`
 	// MaxConcurrent bounds the tenant's unfinished tasks (0: no bound).
 	MaxConcurrent int `yaml:"max_concurrent"`
 	// MaxPerAgent bounds the tasks one agent runs at once (0: no bound).

@@ -3,6 +3,10 @@ package orchestrator
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/equilateral-agents/equilateral/bus"
@@ -12,12 +16,39 @@ import (
 // The live agent registry: each instance's last heartbeat, in the
 // EQ_AGENTS bucket, gone AgentsTTL after the heartbeats stop (or at once
 // when the instance says it stopped). `equilateral agent list` reads it.
+//
+// What an agent can make the registry hold is bounded: a heartbeat of at
+// most MaxHeartbeatSize bytes, only the schema's fields (re-encoded from
+// the decoded struct), capabilities the agent holds, and at most
+// MaxInstancesPerAgent instances per agent.
+
+// MaxHeartbeatSize bounds a heartbeat's data.
+const MaxHeartbeatSize = 4 << 10
+
+// DefaultMaxInstancesPerAgent is how many live instances one agent may
+// list unless the tenant policy says otherwise.
+const DefaultMaxInstancesPerAgent = 32
+
+// maxVersionLen bounds a heartbeat's version string.
+const maxVersionLen = 64
 
 // handleHeartbeat records an agent instance's heartbeat.
 func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent string) {
+	if len(m.Event.Data()) > MaxHeartbeatSize {
+		t.refuse(ctx, m, reasonTooLarge, fmt.Sprintf("a heartbeat is at most %d bytes", MaxHeartbeatSize))
+		return
+	}
+	if !t.limiters.allow(agent) {
+		t.refuse(ctx, m, reasonRateLimited, "you are over your request rate; slow down")
+		return
+	}
 	var hb protocol.Heartbeat
 	if err := decode(m, &hb); err != nil || hb.Agent != agent || !validInstance(hb.Instance) {
 		t.refuse(ctx, m, reasonMalformed, "want a heartbeat from the agent that sends it")
+		return
+	}
+	if err := t.checkHeartbeat(agent, &hb); err != nil {
+		t.refuse(ctx, m, reasonMalformed, err.Error())
 		return
 	}
 	key := agent + "." + hb.Instance
@@ -25,16 +56,117 @@ func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent stri
 		if err := t.store.agents.Purge(ctx, key); err != nil {
 			t.log.WarnContext(ctx, "agent not removed from the registry", "agent", agent, "error", err)
 		}
+		t.instances.remove(agent, hb.Instance)
+		return
+	}
+	if !t.instances.admit(ctx, t, agent, hb.Instance) {
+		t.refuse(ctx, m, reasonOverCapacity, fmt.Sprintf("agent %s has %d live instances, its limit", agent, t.maxInstances()))
 		return
 	}
 	hb.LastSeen = time.Now().UTC()
-	data, err := json.Marshal(hb)
+	data, err := json.Marshal(hb) // only the schema's fields
 	if err == nil {
 		_, err = t.store.agents.Put(ctx, key, data)
 	}
 	if err != nil {
 		t.log.WarnContext(ctx, "heartbeat not recorded", "agent", agent, "error", err)
 	}
+}
+
+// checkHeartbeat bounds a heartbeat's fields: a known status, the agent's
+// own capabilities, sane numbers, a short version.
+func (t *tenant) checkHeartbeat(agent string, hb *protocol.Heartbeat) error {
+	switch hb.Status {
+	case protocol.AgentUp, protocol.AgentDraining, protocol.AgentStopped:
+	default:
+		return fmt.Errorf("heartbeat status must be up, draining or stopped")
+	}
+	if len(hb.Capabilities) > protocol.MaxCapabilities {
+		return fmt.Errorf("a heartbeat lists at most %d capabilities", protocol.MaxCapabilities)
+	}
+	for _, c := range hb.Capabilities {
+		if !t.dir.serves(agent, c) {
+			return fmt.Errorf("capability %q is not one of yours", clip(c))
+		}
+	}
+	slices.Sort(hb.Capabilities)
+	hb.Capabilities = slices.Compact(hb.Capabilities)
+	if len(hb.Version) > maxVersionLen || strings.ContainsFunc(hb.Version, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("version must be at most %d printable characters", maxVersionLen)
+	}
+	if hb.Load < 0 || hb.MaxConcurrent < 0 || hb.Load > 1<<20 || hb.MaxConcurrent > 1<<20 {
+		return fmt.Errorf("load and max_concurrent must be between 0 and %d", 1<<20)
+	}
+	if hb.Interval < 0 || time.Duration(hb.Interval) > protocol.MaxHeartbeatInterval {
+		return fmt.Errorf("interval must be at most %s", protocol.MaxHeartbeatInterval)
+	}
+	return nil
+}
+
+func (t *tenant) maxInstances() int {
+	if n := t.policy.MaxInstancesPerAgent; n > 0 {
+		return n
+	}
+	return DefaultMaxInstancesPerAgent
+}
+
+// instanceCounts knows which instances of each agent are live, to bound
+// them. It is filled from the bucket when an agent's count is not known
+// (a restart, another replica's instances) and kept by heartbeats.
+type instanceCounts struct {
+	mu sync.Mutex
+	by map[string]map[string]time.Time // agent -> instance -> last seen
+}
+
+// admit reports whether instance of agent may be listed: it is already
+// live, or the agent has room for another.
+func (c *instanceCounts) admit(ctx context.Context, t *tenant, agent, instance string) bool {
+	now := time.Now()
+	c.mu.Lock()
+	if c.by == nil {
+		c.by = map[string]map[string]time.Time{}
+	}
+	live := c.by[agent]
+	c.mu.Unlock()
+	if live == nil {
+		live = t.liveInstancesOf(ctx, agent)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by[agent] == nil {
+		c.by[agent] = live
+	}
+	live = c.by[agent]
+	for id, seen := range live {
+		if now.Sub(seen) > protocol.AgentsTTL {
+			delete(live, id)
+		}
+	}
+	if _, ok := live[instance]; !ok && len(live) >= t.maxInstances() {
+		return false
+	}
+	live[instance] = now
+	return true
+}
+
+func (c *instanceCounts) remove(agent, instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.by[agent], instance)
+}
+
+// liveInstancesOf reads an agent's instances from the bucket.
+func (t *tenant) liveInstancesOf(ctx context.Context, agent string) map[string]time.Time {
+	out := map[string]time.Time{}
+	keys, err := t.store.agents.ListKeysFiltered(ctx, agent+".*")
+	if err != nil {
+		return out
+	}
+	now := time.Now()
+	for k := range keys.Keys() {
+		out[strings.TrimPrefix(k, agent+".")] = now
+	}
+	return out
 }
 
 // validInstance keeps instance ids one short key token.

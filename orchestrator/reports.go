@@ -13,7 +13,8 @@ import (
 
 // handleReport takes an agent's word about an attempt, on
 // eq.agent.<agent>.<kind>. The server lets only that agent publish there,
-// and the signature proves the source; both must name the same agent.
+// and the signature proves the source; both must name the same agent. The
+// event's type is bound to the kind (boundTypes).
 func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 	agent, kind, ok := protocol.ParseAgentSubject(m.Subject)
 	if !ok || agent != principal(m) {
@@ -31,35 +32,61 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 		return
 	}
 	t.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
-	switch m.Event.Type() {
-	case protocol.TypeTaskRunning:
-		t.reportRunning(ctx, m, agent, r)
-	case protocol.TypeTaskProgress, protocol.TypeTaskPartial:
+	switch kind {
+	case protocol.ReportProgress, protocol.ReportPartial:
 		t.reportProgress(ctx, m, agent, r)
-	case protocol.TypeTaskCompleted:
+		return
+	}
+	// The rest change the task: each is acted on once, on any replica.
+	if !t.firstTime(ctx, m) {
+		return
+	}
+	switch kind {
+	case protocol.ReportRunning:
+		t.reportRunning(ctx, m, agent, r)
+	case protocol.ReportCompleted:
 		t.reportFinished(ctx, m, agent, r, true)
-	case protocol.TypeTaskFailed:
+	case protocol.ReportFailed:
 		t.reportFinished(ctx, m, agent, r, false)
-	case protocol.TypeTaskReleased:
+	case protocol.ReportReleased:
 		t.reportReleased(ctx, m, agent, r)
-	default:
-		t.refuse(ctx, m, reasonMalformed, "unknown report type")
 	}
 }
 
-// attemptOf reports whether the report is about the task's current attempt
-// by the agent that holds it (or, while dispatched, by whoever claims it).
-func attemptOf(task *Task, agent string, attempt int) bool {
-	if task.Attempt != attempt {
-		return false
+// errNotClaimant: the report is about the current attempt, but its sender
+// may not report on it (it lacks the task's capability, or another
+// instance claimed the attempt). It wraps errSkip: nothing is written.
+var errNotClaimant = fmt.Errorf("%w: not the claimant", errSkip)
+
+// claimable checks a report against the attempt it names: while the
+// attempt is dispatched, only an agent holding the task's capability may
+// claim it; once claimed, only the claiming instance of that agent may
+// report. A result held for its gate takes no more reports. It returns
+// errSkip for an attempt that is over and errNotClaimant for a sender
+// that may not report on it.
+func (t *tenant) claimable(task *Task, agent string, r protocol.Report) error {
+	if task.Attempt != r.Attempt || task.GateTask != "" {
+		return errSkip
 	}
 	switch task.State {
 	case protocol.StateDispatched:
-		return true
+		if !t.dir.serves(agent, task.Capability) {
+			return errNotClaimant
+		}
+		return nil
 	case protocol.StateRunning:
-		return task.Agent == agent
+		if task.Agent != agent || task.Instance != r.Instance {
+			return errNotClaimant
+		}
+		return nil
 	}
-	return false
+	return errSkip
+}
+
+// claim makes the report's sender the holder of the attempt.
+func claim(task *Task, agent string, r protocol.Report) {
+	task.Agent = agent
+	task.Instance = r.Instance
 }
 
 func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
@@ -68,19 +95,22 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 		return
 	}
 	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if task.State != protocol.StateDispatched || task.Attempt != r.Attempt {
+		if task.State != protocol.StateDispatched {
 			return errSkip
+		}
+		if err := t.claimable(task, agent, r); err != nil {
+			return err
 		}
 		policy := t.retryPolicy(task.Capability)
 		task.State = protocol.StateRunning
-		task.Agent = agent
+		claim(task, agent, r)
 		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)
 		task.AttemptTrace = telemetry.TraceParent(ctx)
 		task.StartedAt = time.Now().UTC()
 		return nil
 	})
 	if err != nil {
-		t.staleReport(ctx, agent, r, err)
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
 	t.cfg.metrics.TaskStarted(ctx, t.name, task.Capability, task.StartedAt.Sub(task.NextAttemptAt))
@@ -91,8 +121,17 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 // in order; they are not stored.
 func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
 	task, _, err := t.store.get(ctx, r.TaskID)
-	if err != nil || !attemptOf(task, agent, r.Attempt) {
+	if err != nil {
 		return
+	}
+	if err := t.claimable(task, agent, r); err != nil {
+		if errors.Is(err, errNotClaimant) {
+			t.refuse(ctx, m, reasonForbidden, "you do not hold this attempt")
+		}
+		return
+	}
+	if !t.limiters.allow(agent) {
+		return // over its rate: progress is dropped, never stored
 	}
 	if task.SubmitterIsAgent {
 		return // subtask progress stays with the orchestrator
@@ -105,10 +144,10 @@ func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent strin
 
 func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent string, r protocol.Report, ok bool) {
 	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if !attemptOf(task, agent, r.Attempt) {
-			return errSkip
+		if err := t.claimable(task, agent, r); err != nil {
+			return err
 		}
-		task.Agent = agent
+		claim(task, agent, r)
 		if ok {
 			if err := validateJSON(t.schemas[task.Capability].output, r.Output); err != nil {
 				// The agent broke its contract: no retry makes that right.
@@ -134,7 +173,7 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 		return nil
 	})
 	if err != nil {
-		t.staleReport(ctx, agent, r, err)
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
 	if !task.StartedAt.IsZero() {
@@ -148,6 +187,21 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 	if task.State.Final() {
 		t.cancelSubtasks(ctx, task, "parent finished")
 	}
+}
+
+// badReport handles a report that was not applied: from a sender that may
+// not report on the attempt (refused and recorded), or about an attempt
+// that is over.
+func (t *tenant) badReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report, err error) {
+	if errors.Is(err, errNotClaimant) {
+		t.refuse(ctx, m, reasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
+		return
+	}
+	if errors.Is(err, errNotFound) {
+		t.refuse(ctx, m, reasonNotFound, "no such task")
+		return
+	}
+	t.staleReport(ctx, agent, r, err)
 }
 
 // staleReport handles a report about an attempt that is over: if the task
@@ -172,8 +226,11 @@ const handBackDelay = 50 * time.Millisecond
 // spending an attempt.
 func (t *tenant) handBack(ctx context.Context, agent string, r protocol.Report) {
 	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if task.State != protocol.StateDispatched || task.Attempt != r.Attempt {
+		if task.State != protocol.StateDispatched {
 			return errSkip
+		}
+		if err := t.claimable(task, agent, r); err != nil {
+			return err
 		}
 		task.State = protocol.StateSubmitted
 		task.Attempt--
@@ -193,16 +250,20 @@ func (t *tenant) handBack(ctx context.Context, agent string, r protocol.Report) 
 // and the attempt is not spent.
 func (t *tenant) reportReleased(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
 	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if !attemptOf(task, agent, r.Attempt) {
-			return errSkip
+		if err := t.claimable(task, agent, r); err != nil {
+			return err
 		}
 		task.State = protocol.StateSubmitted
 		task.Attempt--
-		task.Agent = ""
+		task.Agent, task.Instance = "", ""
 		task.AttemptDeadline = time.Time{}
 		task.NextAttemptAt = time.Now().Add(handBackDelay)
 		return nil
 	})
+	if errors.Is(err, errNotClaimant) {
+		t.badReport(ctx, m, agent, r, err)
+		return
+	}
 	if err != nil {
 		t.logSkip(ctx, "release", r.TaskID, err)
 		return

@@ -78,6 +78,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 	defer s.mu.Unlock()
 	if entry.Operation() != jetstream.KeyValuePut {
 		s.t.store.forget(entry.Key())
+		s.t.index.forget(entry.Key())
 		delete(s.active, entry.Key())
 		return
 	}
@@ -85,6 +86,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 	err := json.Unmarshal(entry.Value(), &task)
 	if err == nil {
 		s.t.store.remember(entry.Key(), entry.Value(), entry.Revision(), task.State.Final())
+		s.t.index.note(&task)
 	}
 	if err != nil || task.State.Final() {
 		delete(s.active, entry.Key())
@@ -108,12 +110,18 @@ func (s *scheduler) loop(ctx context.Context) {
 	defer close(s.done)
 	ticker := time.NewTicker(s.t.cfg.tick)
 	defer ticker.Stop()
+	lastPrune := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
 			s.t.audit.reconcile(ctx, now)
+			s.t.summarizeRefusals(ctx, now)
+			if now.Sub(lastPrune) > time.Minute {
+				s.t.index.prune(now)
+				lastPrune = now
+			}
 			for id, due := range s.due(now) {
 				switch due {
 				case dueTimeout:

@@ -35,6 +35,9 @@ type taskStore struct {
 	idem  jetstream.KeyValue
 	// agents is the live registry: the last heartbeat of each instance.
 	agents jetstream.KeyValue
+	// dedupe holds the (source, id) of recent state-changing events: the
+	// replay window shared by replicas and restarts.
+	dedupe jetstream.KeyValue
 
 	// recent caches the last known record and revision of unfinished
 	// tasks, so a transition is usually one compare-and-set, not a read
@@ -90,6 +93,9 @@ type storeConfig struct {
 	resultTTL   time.Duration
 	replicas    int
 	auditMaxAge time.Duration
+	// replayWindow is how long event ids are remembered: at least twice
+	// the verifier's clock-skew bound.
+	replayWindow time.Duration
 }
 
 func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig) (*taskStore, error) {
@@ -126,6 +132,17 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: agents bucket: %w", err)
 	}
+	dedupe, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      dedupeBucket,
+		Description: "Equilateral replay window: recent events by source and id",
+		History:     1,
+		TTL:         cfg.replayWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: replay bucket: %w", err)
+	}
 	// Create, never update: the orchestrator role is denied any change to
 	// the audit stream once it exists (auth.rolePermissions).
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
@@ -145,7 +162,7 @@ func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return nil, fmt.Errorf("orchestrator: audit stream: %w", err)
 	}
-	return &taskStore{js: js, tasks: tasks, idem: idem, agents: agents}, nil
+	return &taskStore{js: js, tasks: tasks, idem: idem, agents: agents, dedupe: dedupe}, nil
 }
 
 // dedupeWindow is the audit stream's duplicate window: auditDedupeWindow,

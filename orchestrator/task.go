@@ -33,6 +33,9 @@ type Task struct {
 	Attempt     int            `json:"attempt"`
 	MaxAttempts int            `json:"max_attempts"`
 	Agent       string         `json:"agent,omitempty"`
+	// Instance is the agent instance that claimed the current attempt:
+	// only it may report on the attempt.
+	Instance string `json:"instance,omitempty"`
 	// AttemptDeadline is when the current attempt is given up: the claim
 	// timeout while dispatched, the attempt timeout while running.
 	AttemptDeadline time.Time `json:"attempt_deadline,omitzero"`

@@ -32,9 +32,15 @@ type tenant struct {
 	cfg    *config
 	log    *slog.Logger
 	policy TenantPolicy
-	// limiter bounds accepted submissions (nil: no bound).
-	limiter *rate.Limiter
-	schemas map[string]schemas
+	// limiter bounds the tenant's accepted submissions (nil: no bound);
+	// limiters bound each principal's requests.
+	limiter  *rate.Limiter
+	limiters *principalLimiters
+	refusals refusalCounter
+	// instances bounds each agent's live instances in the registry.
+	instances instanceCounts
+	index     *taskIndex
+	schemas   map[string]schemas
 
 	nc    *nats.Conn
 	bus   *bus.Conn
@@ -64,6 +70,8 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 	if t.policy.RatePerSecond > 0 {
 		t.limiter = rate.NewLimiter(rate.Limit(t.policy.RatePerSecond), max(t.policy.Burst, 1))
 	}
+	t.limiters = newPrincipalLimiters(t.policy)
+	t.index = newTaskIndex(cfg.resultTTL)
 	creds := cfg.store.DefaultCredsFile(name, auth.OrchestratorName)
 	nc, err := nats.Connect(cfg.url,
 		nats.UserCredentials(creds),
@@ -95,7 +103,7 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	t.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: 1, auditMaxAge: cfg.auditMaxAge})
+	t.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: 1, auditMaxAge: cfg.auditMaxAge, replayWindow: 2 * bus.DefaultSkew})
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -111,11 +119,11 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		subject string
 		h       bus.HandlerFunc
 	}{
-		{protocol.TasksSubmit, t.lanes.wrap(t.handleSubmit, byEventID)},
-		{protocol.TasksGet, t.handleGet},
-		{protocol.TasksList, t.handleList},
-		{protocol.TasksCancel, t.handleCancel},
-		{protocol.AllAgentsWildcard, t.lanes.wrap(t.handleReport, byReportTask)},
+		{protocol.TasksSubmit, t.lanes.wrap(chain(t.handleSubmit, t.boundTypes, t.metered, t.once), byEventID)},
+		{protocol.TasksGet, chain(t.handleGet, t.boundTypes, t.metered)},
+		{protocol.TasksList, chain(t.handleList, t.boundTypes, t.metered)},
+		{protocol.TasksCancel, chain(t.handleCancel, t.boundTypes, t.metered, t.once)},
+		{protocol.AllAgentsWildcard, t.lanes.wrap(chain(t.handleReport, t.boundTypes), byReportTask)},
 	}
 	for _, h := range handlers {
 		sub, err := t.bus.QueueSubscribe(h.subject, queueGroup, h.h)
@@ -215,51 +223,41 @@ func reasonFor(err error) string {
 }
 
 // refused is the bus's refusal handler: a message failed decoding or
-// verification. It is audited, and a request gets a refusal reply; the
-// message is never acted on.
+// verification. It is never acted on; it is counted and recorded as a
+// bounded record (its sender unproven), and a request is answered only on
+// the inbox of the principal its source claims.
 func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 	requestID := newID()
 	reason := reasonFor(err)
 	t.countRefusal(ctx, reason)
-	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + err.Error(), requestID: requestID, event: msg})
-	if msg.Reply != "" && protocol.IsTaskOperation(msg.Subject) {
-		t.replyRefused(ctx, msg.Reply, requestID, reason, err.Error())
-	}
-}
-
-// refuse turns down a verified request: audited, answered, not executed.
-func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message string) {
-	requestID := newID()
-	spanRefused(ctx, reason, message)
-	t.countRefusal(ctx, reason)
-	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + message, requestID: requestID, event: m.Raw()})
-	t.log.InfoContext(ctx, "request refused", "reason", reason, "request_id", requestID, "from", m.Event.Source())
-	if m.Reply() != "" {
-		t.replyRefused(ctx, m.Reply(), requestID, reason, message)
-	}
-}
-
-func (t *tenant) replyRefused(ctx context.Context, reply, requestID, reason, message string) {
-	e := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
-	e.SetExtension(protocol.ExtRequestID, requestID)
-	if err := t.bus.Publish(ctx, reply, e); err != nil {
-		t.log.WarnContext(ctx, "refusal not delivered", "request_id", requestID, "error", err)
-	}
-}
-
-// replyFromOwner insists a reply goes to the requester's own inbox: a
-// principal must not aim the orchestrator's answer at another's inbox.
-func replyFromOwner(m *bus.Message) bool {
-	return strings.HasPrefix(m.Reply(), protocol.InboxPrefix(principal(m))+".")
-}
-
-func (t *tenant) respond(ctx context.Context, m *bus.Message, typ, taskID string, data any) {
-	if m.Reply() == "" {
+	t.recordRefusal(ctx, unverifiedSender, reason, err.Error(), requestID, msg)
+	if msg.Reply == "" || !protocol.IsTaskOperation(msg.Subject) {
 		return
 	}
-	if err := m.Respond(ctx, t.newEvent(typ, taskID, data)); err != nil {
-		t.log.WarnContext(ctx, "reply not delivered", "task", taskID, "error", err)
+	_, claimed, perr := protocol.ParseSource(msg.Header.Get("ce-source"))
+	if perr != nil {
+		return // nobody to answer
 	}
+	t.answerRefusal(ctx, claimed, msg.Reply, requestID, reason, err.Error())
+}
+
+// refuse turns down a verified request: counted against its sender,
+// recorded, answered on the sender's inbox, never executed.
+func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message string) {
+	requestID := newID()
+	sender := principal(m)
+	spanRefused(ctx, reason, message)
+	t.countRefusal(ctx, reason)
+	t.chargeRefusal(ctx, sender)
+	t.recordRefusal(ctx, sender, reason, message, requestID, m.Raw())
+	t.log.InfoContext(ctx, "request refused", "reason", reason, "request_id", requestID, "from", m.Event.Source())
+	t.answerRefusal(ctx, sender, m.Reply(), requestID, reason, message)
+}
+
+func (t *tenant) answerRefusal(ctx context.Context, sender, reply, requestID, reason, message string) {
+	e := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
+	e.SetExtension(protocol.ExtRequestID, requestID)
+	t.answer(ctx, sender, reply, e)
 }
 
 func decode(m *bus.Message, v any) error {

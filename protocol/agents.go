@@ -54,3 +54,6 @@ type Heartbeat struct {
 // draining or full): the task is dispatched again without spending an
 // attempt. Reported on eq.agent.<agent>.released.
 var TypeTaskReleased = EventType("task", "released")
+
+// MaxCapabilities bounds the capabilities one heartbeat may list.
+const MaxCapabilities = 64

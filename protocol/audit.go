@@ -1,5 +1,7 @@
 package protocol
 
+import "time"
+
 // The audit stream in each tenant account: one record per decision of the
 // orchestrator, on AuditSubject(decision), holding the signed event behind
 // it (its ce- headers and body) plus these headers.
@@ -36,4 +38,40 @@ var AuditStreamWrites = []string{
 	"$JS.API.STREAM.PURGE." + AuditStream,
 	"$JS.API.STREAM.MSG.DELETE." + AuditStream,
 	"$JS.API.STREAM.UPDATE." + AuditStream,
+}
+
+// AuditRefusal is what the record of a refused message holds, inside the
+// orchestrator's signed io.equilateral.audit.decision.v1 event (its data's
+// "refusal" field): never the message itself, only its digest and size,
+// the sender and the event's id and type, each clipped to 64 characters.
+type AuditRefusal struct {
+	// Sender is the verified principal, or "(unverified)" for a message
+	// that failed verification.
+	Sender string `json:"sender"`
+	// ClaimedSource is the source an unverified message claimed.
+	ClaimedSource string `json:"claimed_source,omitempty"`
+	Subject       string `json:"subject"`
+	EventID       string `json:"event_id,omitempty"`
+	EventType     string `json:"event_type,omitempty"`
+	// Size is the message's size in bytes (headers and data); Digest the
+	// SHA-256 of its data, hex.
+	Size   int    `json:"size"`
+	Digest string `json:"digest"`
+	// Count is how many refusals the record stands for: 1 for the first of
+	// a sender's refusals for one reason in a 10-second window; for the
+	// summary written when the window closes, the number that followed
+	// (Since and Until bound them; the other fields are the first's).
+	Count int       `json:"count"`
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// AuditDecision is the data of the orchestrator's own audit records
+// (io.equilateral.audit.decision.v1): decisions it took without an event
+// behind them, and refusals.
+type AuditDecision struct {
+	Decision string        `json:"decision"`
+	Reason   string        `json:"reason,omitempty"`
+	TaskID   string        `json:"task_id,omitempty"`
+	Refusal  *AuditRefusal `json:"refusal,omitempty"`
 }

@@ -119,3 +119,53 @@ const TasksWildcard = "eq.tasks.>"
 func IsTaskOperation(subject string) bool {
 	return len(subject) > len("eq.tasks.") && subject[:len("eq.tasks.")] == "eq.tasks."
 }
+
+// Report kinds: the last token of eq.agent.<agent>.<kind>, each bound to
+// the one event type it may carry.
+const (
+	ReportRunning   = "running"
+	ReportProgress  = "progress"
+	ReportPartial   = "partial"
+	ReportCompleted = "completed"
+	ReportFailed    = "failed"
+	ReportReleased  = "released"
+)
+
+// ReportType is the event type a report kind must carry, or "" for a kind
+// that does not exist (heartbeats are HeartbeatKind, TypeAgentHeartbeat).
+func ReportType(kind string) string {
+	switch kind {
+	case ReportRunning:
+		return TypeTaskRunning
+	case ReportProgress:
+		return TypeTaskProgress
+	case ReportPartial:
+		return TypeTaskPartial
+	case ReportCompleted:
+		return TypeTaskCompleted
+	case ReportFailed:
+		return TypeTaskFailed
+	case ReportReleased:
+		return TypeTaskReleased
+	case HeartbeatKind:
+		return TypeAgentHeartbeat
+	}
+	return ""
+}
+
+// OperationType is the event type a request on a task-operation subject
+// must carry, or "" for a subject that is not one. A signed event is bound
+// to its subject this way, so it cannot be replayed as another operation.
+func OperationType(subject string) string {
+	switch subject {
+	case TasksSubmit:
+		return TypeTaskSubmit
+	case TasksGet:
+		return TypeTaskGet
+	case TasksList:
+		return TypeTaskList
+	case TasksCancel:
+		return TypeTaskCancel
+	}
+	return ""
+}

@@ -103,11 +103,20 @@ type TaskRef struct {
 	TaskID string `json:"task_id"`
 }
 
-// ListRequest filters a task list.
+// ListRequest asks for one page of the caller's tasks, newest first.
 type ListRequest struct {
 	State State `json:"state,omitempty"`
-	Limit int   `json:"limit,omitempty"`
+	// Limit is the page size: 1 to MaxListPage (default DefaultListPage).
+	Limit int `json:"limit,omitempty"`
+	// After is the Next of the previous page; empty for the first page.
+	After string `json:"after,omitempty"`
 }
+
+// Page sizes of a task listing.
+const (
+	DefaultListPage = 50
+	MaxListPage     = 200
+)
 
 // Dispatch is the data of io.equilateral.task.dispatched.v1 on
 // eq.cap.<capability>: one attempt of a task for an agent to run.
@@ -124,10 +133,14 @@ type Dispatch struct {
 // an attempt: running, progress, partial, completed or failed (the event
 // type says which).
 type Report struct {
-	TaskID  string          `json:"task_id"`
-	Attempt int             `json:"attempt"`
-	Message string          `json:"message,omitempty"` // progress text or error
-	Output  json.RawMessage `json:"output,omitempty"`  // partial or final result
+	TaskID  string `json:"task_id"`
+	Attempt int    `json:"attempt"`
+	// Instance is the agent instance reporting (its heartbeat's instance
+	// id). The first report of an attempt claims it for that instance;
+	// later reports from any other instance are refused.
+	Instance string          `json:"instance,omitempty"`
+	Message  string          `json:"message,omitempty"` // progress text or error
+	Output   json.RawMessage `json:"output,omitempty"`  // partial or final result
 	// Retryable is false for a failure no retry can fix.
 	Retryable *bool `json:"retryable,omitempty"`
 }
@@ -156,6 +169,8 @@ type TaskView struct {
 // Listing answers a list request.
 type Listing struct {
 	Tasks []TaskView `json:"tasks"`
+	// Next, when set, asks for the following page (ListRequest.After).
+	Next string `json:"next,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1m30s" in JSON.

@@ -1,0 +1,156 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// Admission: the checks every verified message passes before a handler
+// acts on it, as a chain around the handler. The bus has already checked
+// the signature, the signer's ownership of the source, the tenant, the
+// time bound and the in-process replay window.
+
+type middleware func(bus.HandlerFunc) bus.HandlerFunc
+
+func chain(h bus.HandlerFunc, mws ...middleware) bus.HandlerFunc {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// boundTypes refuses an event whose type is not the one its subject
+// carries: a signed get replayed on eq.tasks.cancel is refused, whoever
+// sends it.
+func (t *tenant) boundTypes(h bus.HandlerFunc) bus.HandlerFunc {
+	return func(ctx context.Context, m *bus.Message) {
+		want := protocol.OperationType(m.Subject)
+		if _, kind, ok := protocol.ParseAgentSubject(m.Subject); ok {
+			want = protocol.ReportType(kind)
+		}
+		if want == "" || m.Event.Type() != want {
+			t.refuse(ctx, m, reasonMalformed, "an event of type "+clip(m.Event.Type())+" is not accepted on "+clip(m.Subject)+"; want "+want)
+			return
+		}
+		h(ctx, m)
+	}
+}
+
+// Per-principal request rates: every principal gets its own bucket, so
+// one client cannot spend the whole tenant's rate; the tenant's own bound
+// (TenantPolicy.RatePerSecond) applies to submissions on top.
+const (
+	DefaultPrincipalRate  = 500.0
+	DefaultPrincipalBurst = 1000
+)
+
+// principalLimiters holds one token bucket per principal.
+type principalLimiters struct {
+	rate  rate.Limit
+	burst int
+
+	mu sync.Mutex
+	by map[string]*rate.Limiter
+}
+
+func newPrincipalLimiters(p TenantPolicy) *principalLimiters {
+	r, b := p.PrincipalRatePerSecond, p.PrincipalBurst
+	if r < 0 {
+		return nil // no bound
+	}
+	if r == 0 {
+		r = DefaultPrincipalRate
+	}
+	if b <= 0 {
+		b = max(DefaultPrincipalBurst, int(2*r))
+	}
+	return &principalLimiters{rate: rate.Limit(r), burst: b, by: map[string]*rate.Limiter{}}
+}
+
+// allow spends one of name's tokens, if it has one.
+func (l *principalLimiters) allow(name string) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	lim, ok := l.by[name]
+	if !ok {
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.by[name] = lim
+	}
+	l.mu.Unlock()
+	return lim.Allow()
+}
+
+// paidKey marks a context whose request already spent its token.
+type paidKey struct{}
+
+// chargeRefusal spends a token of a sender whose refused message did not
+// pay for itself (a report or heartbeat): refusals count against the
+// sender's rate like requests.
+func (t *tenant) chargeRefusal(ctx context.Context, sender string) {
+	if paid, _ := ctx.Value(paidKey{}).(bool); !paid {
+		t.limiters.allow(sender)
+	}
+}
+
+// metered spends a token of the sender for the request; without one the
+// request is refused rate_limited (its refusal is counted, not stored).
+func (t *tenant) metered(h bus.HandlerFunc) bus.HandlerFunc {
+	return func(ctx context.Context, m *bus.Message) {
+		ctx = context.WithValue(ctx, paidKey{}, true)
+		if !t.limiters.allow(principal(m)) {
+			t.refuse(ctx, m, reasonRateLimited, "you are over your request rate; slow down and retry")
+			return
+		}
+		h(ctx, m)
+	}
+}
+
+// Durable replay protection: each state-changing event's (source, id) is
+// claimed in the tenant's EQ_DEDUPE bucket before it is acted on. The
+// bucket is shared by every replica and survives restarts, and keeps
+// entries for twice the clock-skew bound: an older event is refused as
+// stale before it gets here.
+const dedupeBucket = "EQ_DEDUPE"
+
+// dedupeKey is a valid KV key for any source and id.
+func dedupeKey(source, id string) string {
+	d := sha256.Sum256([]byte(source + "\x00" + id))
+	return hex.EncodeToString(d[:16])
+}
+
+// once refuses an event whose (source, id) was acted on before, by this
+// or any replica, before or after a restart.
+func (t *tenant) once(h bus.HandlerFunc) bus.HandlerFunc {
+	return func(ctx context.Context, m *bus.Message) {
+		if t.firstTime(ctx, m) {
+			h(ctx, m)
+		}
+	}
+}
+
+// firstTime claims m's (source, id) durably; it refuses m and returns
+// false if the claim exists or cannot be made.
+func (t *tenant) firstTime(ctx context.Context, m *bus.Message) bool {
+	_, err := t.store.dedupe.Create(ctx, dedupeKey(m.Event.Source(), m.Event.ID()), nil)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		t.refuse(ctx, m, reasonReplay, "this event was received before")
+		return false
+	case err != nil:
+		t.log.ErrorContext(ctx, "replay check failed", "error", err)
+		t.refuse(ctx, m, reasonUnavailable, "could not check the event against replays; try again with a new event id")
+		return false
+	}
+	return true
+}
