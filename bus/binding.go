@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -43,7 +44,7 @@ func EncodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 		msg.Header.Set(headerPrefix+"datacontenttype", percentEncode(v))
 	}
 	if t := e.Time(); !t.IsZero() {
-		msg.Header.Set(headerPrefix+"time", types.FormatTime(t))
+		msg.Header.Set(headerPrefix+"time", canonicalTime(t)) // the form the signature covers
 	}
 	for name, value := range e.Extensions() {
 		s, err := types.Format(value)
@@ -56,7 +57,8 @@ func EncodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 	return msg, nil
 }
 
-// EncodeStructured renders e in structured mode (JSON event format).
+// EncodeStructured renders e in structured mode (JSON event format). sdk-go
+// writes "time" in canonicalTime's form too (TestTimeOnTheWire).
 func EncodeStructured(subject string, e *event.Event) (*nats.Msg, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
@@ -98,6 +100,9 @@ func decodeStructured(body []byte) (_ *event.Event, err error) {
 	}
 	if err := e.Validate(); err != nil {
 		return nil, malformed("%v", sanitize(err.Error()))
+	}
+	if t := e.Time(); !t.IsZero() && !inRFC3339Range(t) {
+		return nil, malformed("time is outside the years RFC 3339 can write")
 	}
 	for _, s := range []string{e.ID(), e.Source(), e.Type(), e.Subject(), e.DataSchema(), e.DataContentType()} {
 		if !utf8.ValidString(s) {
@@ -164,9 +169,9 @@ func decodeBinary(msg *nats.Msg) (*event.Event, error) {
 		case "datacontenttype":
 			e.SetDataContentType(value)
 		case "time":
-			t, err := types.ParseTime(value)
+			t, err := parseTime(value)
 			if err != nil {
-				return nil, malformed("ce-time is not RFC 3339")
+				return nil, err
 			}
 			e.SetTime(t)
 		default:
@@ -183,6 +188,25 @@ func decodeBinary(msg *nats.Msg) (*event.Event, error) {
 		e.DataEncoded = msg.Data
 	}
 	return &e, nil
+}
+
+// parseTime reads ce-time in any RFC 3339 form another sender may use (an
+// offset, trailing zeros in the fraction), as sdk-go does in structured
+// mode. Verification hashes canonicalTime of the result, never the string:
+// every form of one instant verifies, and what a receiver gets is the
+// instant. Go keeps nanoseconds; digits past the ninth are dropped, here
+// and in structured mode alike, so they are neither signed nor handed on.
+// A time that has no RFC 3339 form in UTC (year past 9999 or before 0000
+// once the offset is applied) is refused: it could not be re-rendered.
+func parseTime(value string) (time.Time, error) {
+	t, err := types.ParseTime(value)
+	if err != nil {
+		return time.Time{}, malformed("ce-time is not RFC 3339")
+	}
+	if !inRFC3339Range(t) {
+		return time.Time{}, malformed("ce-time is outside the years RFC 3339 can write")
+	}
+	return t, nil
 }
 
 var coreHeaderBits = map[string]uint{

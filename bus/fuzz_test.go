@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -404,6 +405,7 @@ const (
 	mutWire                   // send through EncodeBinary and Decode before verifying
 	mutDropAttrs              // remove signedextattrs
 	mutStructured             // with mutWire: structured mode
+	mutTime                   // move time by the nanoseconds in data's first 8 bytes (within the skew)
 )
 
 func FuzzVerify(f *testing.F) {
@@ -452,6 +454,8 @@ func FuzzVerify(f *testing.F) {
 	f.Add(uint8(mutData), []byte(nil), "", []byte(`{"hello":"mallory"}`))
 	f.Add(uint8(mutData|mutWire), []byte(nil), "", origData)
 	f.Add(uint8(mutData), []byte(nil), "", []byte(nil))
+	f.Add(uint8(mutTime|mutWire), []byte(nil), "", []byte{1, 0, 0, 0, 0, 0, 0, 0})         // 1 ns later
+	f.Add(uint8(mutTime|mutWire|mutStructured), []byte(nil), "", []byte{0x40, 0x42, 0x0f}) // 1 ms later
 
 	f.Fuzz(func(t *testing.T, which uint8, material []byte, attrs string, data []byte) {
 		e := original.Clone()
@@ -471,10 +475,16 @@ func FuzzVerify(f *testing.F) {
 		if which&mutData != 0 {
 			e.DataEncoded = data
 		}
+		if which&mutTime != 0 {
+			var b [8]byte
+			copy(b[:], data)
+			shift := time.Duration(int64(binary.LittleEndian.Uint64(b[:])) % int64(DefaultSkew))
+			e.SetTime(original.Time().Add(shift))
+		}
 		gotMaterial := stringExtension(&e, ExtDSSEMaterial)
 		gotAttrs := stringExtension(&e, ExtSignedExtAttrs)
 		materialChanged := gotMaterial != origMaterial
-		forged := gotAttrs != origAttrs || !bytes.Equal(e.Data(), origData)
+		forged := gotAttrs != origAttrs || !bytes.Equal(e.Data(), origData) || !e.Time().Equal(original.Time())
 
 		in := &e
 		if which&mutWire != 0 {

@@ -15,10 +15,15 @@ const (
 	ExtSignedExtAttrs = "signedextattrs"
 )
 
-// timeLayout is how the time attribute is hashed: RFC 3339 in UTC ("Zulu")
-// with whole seconds. CloudEvents timestamps only promise second precision
-// through every format, so that is all a signature can cover.
-const timeLayout = "2006-01-02T15:04:05Z"
+// timeLayout is the one form of the time attribute that Equilateral sends
+// (ce-time, and "time" in structured mode) and that the verification
+// material hashes: RFC 3339 in UTC ("Zulu"), with the fraction of the
+// second to the nanosecond, trailing zeros trimmed and no fraction at all
+// for a whole second. The signature covers every digit sent, so the
+// sub-second part of a signed time cannot be changed. Receivers read any
+// RFC 3339 form and hash this re-rendering of the instant: docs/protocol.md
+// section 5 says why that leaves nothing a receiver sees unsigned.
+const timeLayout = time.RFC3339Nano
 
 // coreAttributes are never allowed in signedextattrs (spec: "MUST NOT
 // include core context attributes").
@@ -33,11 +38,15 @@ var coreAttributes = map[string]bool{
 //
 //	SHA256( SHA256(id) + SHA256(source) + SHA256(specversion) + SHA256(type)
 //	      + SHA256(datacontenttype) + SHA256(dataschema) + SHA256(subject)
-//	      + SHA256(time as RFC 3339 Zulu) + SHA256(data)
+//	      + SHA256(canonicalTime(time)) + SHA256(data)
 //	      + for each signed extension: SHA256(name) + SHA256(value) )
 //
 // An unset attribute contributes the digest of the empty byte sequence.
 func verificationMaterial(e *event.Event, signedExt []string) ([32]byte, error) {
+	hashed, err := hashedTime(e)
+	if err != nil {
+		return [32]byte{}, err
+	}
 	var seq [32 * 9]byte
 	put := func(i int, s string) { d := sha256.Sum256([]byte(s)); copy(seq[i*32:], d[:]) }
 	put(0, e.ID())              // 4.1
@@ -47,7 +56,7 @@ func verificationMaterial(e *event.Event, signedExt []string) ([32]byte, error) 
 	put(4, e.DataContentType()) // 4.5
 	put(5, e.DataSchema())      // 4.6
 	put(6, e.Subject())         // 4.7
-	put(7, hashedTime(e))       // 4.8
+	put(7, hashed)              // 4.8
 	dataDigest := sha256.Sum256(e.Data())
 	copy(seq[8*32:], dataDigest[:]) // 4.9
 
@@ -72,12 +81,26 @@ func verificationMaterial(e *event.Event, signedExt []string) ([32]byte, error) 
 	return out, nil
 }
 
-func hashedTime(e *event.Event) string {
+// canonicalTime renders t in timeLayout: what goes on the wire and into
+// the verification material, e.g. "2026-11-24T21:00:00.123Z".
+func canonicalTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// hashedTime is the time attribute as step 4.8 hashes it: "" when unset.
+// A time whose year in UTC is outside 0000-9999 has no RFC 3339 form.
+func hashedTime(e *event.Event) (string, error) {
 	t := e.Time()
 	if t.IsZero() {
-		return ""
+		return "", nil
 	}
-	return t.UTC().Truncate(time.Second).Format(timeLayout)
+	if !inRFC3339Range(t) {
+		return "", malformed("time is outside the years RFC 3339 can write")
+	}
+	return canonicalTime(t), nil
+}
+
+func inRFC3339Range(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 0 && y <= 9999
 }
 
 // parseSignedExtAttrs reads signedextattrs and enforces its constraints

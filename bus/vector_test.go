@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 )
 
 var updateVectors = flag.Bool("update", false, "rewrite testdata/vector.json from the code")
@@ -41,6 +42,16 @@ type vector struct {
 	Envelope             string            `json:"envelope_json"`
 	DSSEMaterial         string            `json:"dssematerial"`
 	Headers              map[string]string `json:"nats_headers"`
+	// How other spellings of a time enter the material (step 4.8).
+	TimeForms []timeForm `json:"time_forms"`
+}
+
+// timeForm is one ce-time as a sender may write it (input) and what the
+// material hashes for it (expected).
+type timeForm struct {
+	Wire   string `json:"wire"`
+	Hashed string `json:"hashed"`
+	SHA256 string `json:"sha256_hex"`
 }
 
 type namedDigest struct {
@@ -81,8 +92,12 @@ func computeVector(t *testing.T, v vector) vector {
 	}
 	v.SignedExtAttrs = stringExtension(e, ExtSignedExtAttrs)
 	hexDigest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	hashed, err := hashedTime(e)
+	if err != nil {
+		t.Fatal(err)
+	}
 	v.Digests = nil
-	for _, in := range []string{e.ID(), e.Source(), e.SpecVersion(), e.Type(), e.DataContentType(), e.DataSchema(), e.Subject(), hashedTime(e), string(e.Data())} {
+	for _, in := range []string{e.ID(), e.Source(), e.SpecVersion(), e.Type(), e.DataContentType(), e.DataSchema(), e.Subject(), hashed, string(e.Data())} {
 		v.Digests = append(v.Digests, namedDigest{in, hexDigest(in)})
 	}
 	for _, name := range strings.Split(v.SignedExtAttrs, ",") {
@@ -107,6 +122,14 @@ func computeVector(t *testing.T, v vector) vector {
 	v.Headers = map[string]string{}
 	for k, vals := range msg.Header {
 		v.Headers[k] = vals[0]
+	}
+	for i, f := range v.TimeForms {
+		tm, err := parseTime(f.Wire)
+		if err != nil {
+			t.Fatalf("time form %q: %v", f.Wire, err)
+		}
+		v.TimeForms[i].Hashed = canonicalTime(tm)
+		v.TimeForms[i].SHA256 = hexDigest(canonicalTime(tm))
 	}
 	return v
 }
@@ -151,6 +174,24 @@ func TestVector(t *testing.T) {
 	}
 	if string(verified.Data()) != want.Data {
 		t.Fatal("verified data differs")
+	}
+	// And as it travels: the recorded NATS message, fractional ce-time
+	// and all, decodes and verifies to the signed instant.
+	msg := nats.NewMsg("eq.agent.coder.result")
+	for k, val := range want.Headers {
+		msg.Header.Set(k, val)
+	}
+	msg.Data = []byte(want.Data)
+	decoded, err := Decode(msg, DefaultMaxEventSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verified, err = NewVerifier(keys, WithClock(func() time.Time { return at })).Verify(context.Background(), decoded)
+	if err != nil {
+		t.Fatalf("vector message does not verify: %v", err)
+	}
+	if !verified.Time().Equal(at) || at.Nanosecond() == 0 {
+		t.Fatalf("vector time %v, want the fractional %v", verified.Time(), at)
 	}
 }
 
