@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -209,19 +209,17 @@ func (c *Conn) QueueSubscribe(subject, queue string, h Handler) (*nats.Subscript
 func (c *Conn) dispatch(h Handler) nats.MsgHandler {
 	verifier := c.verifier.withOwnReplayWindow()
 	return func(msg *nats.Msg) {
-		e, decodeErr := Decode(msg, c.cfg.maxSize)
-		ctx := extractContext(context.Background(), msg, e)
-		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
-		if decodeErr == nil {
-			opts = append(opts, trace.WithAttributes(eventAttributes(semconv.MessagingOperationTypeProcess, msg.Subject, e, len(msg.Data))...))
+		// The receive span's parent may come only from verified data, so
+		// the span starts after verification, dated from the arrival.
+		r := receipt{start: time.Now()}
+		e, err := Decode(msg, c.cfg.maxSize)
+		var verified *event.Event
+		if err == nil {
+			r.verifyStart = time.Now()
+			verified, r.signed, err = verifier.verify(context.Background(), e)
+			r.verifyEnd, r.verifyErr = time.Now(), err
 		}
-		ctx, span := c.cfg.tracer.Start(ctx, "process "+msg.Subject, opts...)
-		if decodeErr != nil {
-			c.refuse(ctx, msg, decodeErr)
-			endSpan(span, decodeErr)
-			return
-		}
-		verified, err := c.verify(ctx, verifier, e)
+		ctx, span := c.startReceiveSpan(msg, e, verified, r)
 		if err != nil {
 			c.refuse(ctx, msg, err)
 			endSpan(span, err)
@@ -230,17 +228,6 @@ func (c *Conn) dispatch(h Handler) nats.MsgHandler {
 		h.HandleEvent(ctx, &Message{Event: verified, Subject: msg.Subject, msg: msg, conn: c})
 		span.End()
 	}
-}
-
-// verify checks e, in a span of its own if asked to.
-func (c *Conn) verify(ctx context.Context, verifier *Verifier, e *event.Event) (*event.Event, error) {
-	if !c.cfg.verifySpans {
-		return verifier.Verify(ctx, e)
-	}
-	ctx, span := c.cfg.tracer.Start(ctx, "verify")
-	verified, err := verifier.Verify(ctx, e)
-	endSpan(span, err)
-	return verified, err
 }
 
 func (c *Conn) refuse(ctx context.Context, msg *nats.Msg, err error) {

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -45,20 +46,6 @@ func (c eventCarrier) Set(key, value string) {
 
 func (c eventCarrier) Keys() []string { return []string{ExtTraceParent, ExtTraceState} }
 
-// headerCarrier reads W3C trace headers on a NATS message, for events
-// from producers that put the context only there.
-type headerCarrier nats.Header
-
-func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
-func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
 // eventAttributes are the span attributes of an event: messaging semantic
 // conventions plus CloudEvents ids. Never the payload.
 // (The message id is the CloudEvents id: it is not repeated.)
@@ -92,20 +79,49 @@ func startPublishSpan(ctx context.Context, tracer trace.Tracer, subject string, 
 // signed. No W3C traceparent header is added to the NATS message:
 // nats-server takes that header as a possible message-trace request and
 // parses the headers of every message carrying it, which made tracing cost
-// twice what it does without (BenchmarkTracingOverhead).
+// twice what it does without (BenchmarkTracingOverhead). One that a sender
+// adds is ignored (startReceiveSpan).
 
-// extractContext finds the sender's context: the event's signed
-// distributed-tracing extension, else a W3C traceparent header.
-func extractContext(ctx context.Context, msg *nats.Msg, e *event.Event) context.Context {
-	if e != nil && e.Context != nil {
-		if _, err := e.Context.GetExtension(ExtTraceParent); err == nil {
-			return propagator.Extract(ctx, eventCarrier{e})
+// receipt is what dispatch measured of a message before its receive span
+// could start.
+type receipt struct {
+	start                  time.Time // arrival
+	verifyStart, verifyEnd time.Time // zero if the message did not decode
+	verifyErr              error
+	signed                 bool // the verified event's extensions are all signed
+}
+
+// startReceiveSpan starts the consumer span of a message, dated from its
+// arrival. Its parent is the sender's context from the verified event's
+// signed traceparent/tracestate extension, and nothing else: not the W3C
+// traceparent NATS header, not an extension left out of signedextattrs,
+// not the extension of an event that failed verification or was let
+// through unsigned. Any of those is the word of whoever last touched the
+// message, and would let it graft spans onto another flow's trace; such
+// a message gets a trace of its own. e is the decoded event (nil if
+// undecodable), verified what verification handed on (nil if refused).
+func (c *Conn) startReceiveSpan(msg *nats.Msg, e, verified *event.Event, r receipt) (context.Context, trace.Span) {
+	ctx := context.Background()
+	if verified != nil && r.signed {
+		// verifiedCopy kept only the signed extensions.
+		ctx = propagator.Extract(ctx, eventCarrier{verified})
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(r.start)}
+	if e != nil {
+		opts = append(opts, trace.WithAttributes(eventAttributes(semconv.MessagingOperationTypeProcess, msg.Subject, e, len(msg.Data))...))
+	}
+	ctx, span := c.cfg.tracer.Start(ctx, "process "+msg.Subject, opts...)
+	if c.cfg.verifySpans && !r.verifyStart.IsZero() {
+		// Verification ran before the span existed: record it as the
+		// child it would have been, with the times it took.
+		_, vspan := c.cfg.tracer.Start(ctx, "verify", trace.WithTimestamp(r.verifyStart))
+		if r.verifyErr != nil {
+			vspan.RecordError(r.verifyErr, trace.WithTimestamp(r.verifyEnd))
+			vspan.SetStatus(codes.Error, r.verifyErr.Error())
 		}
+		vspan.End(trace.WithTimestamp(r.verifyEnd))
 	}
-	if msg.Header.Get("traceparent") != "" {
-		return propagator.Extract(ctx, headerCarrier(msg.Header))
-	}
-	return ctx
+	return ctx, span
 }
 
 func endSpan(span trace.Span, err error) {

@@ -92,67 +92,77 @@ func (v *Verifier) withOwnReplayWindow() *Verifier {
 // core attributes, the data, and exactly the signed extensions (spec:
 // "never a mixture of both"). Errors match the sentinels in errors.go.
 func (v *Verifier) Verify(ctx context.Context, e *event.Event) (*event.Event, error) {
+	out, _, err := v.verify(ctx, e)
+	return out, err
+}
+
+// verify is Verify that also says whether out was signed: false for an
+// unsigned event let through whole (WithUnsignedAllowed), whose extensions
+// are the sender's word only.
+func (v *Verifier) verify(ctx context.Context, e *event.Event) (*event.Event, bool, error) {
 	if err := validateRequired(e); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	exts := extensionsOf(e)
 	// Step 2: an event without dssematerial was not signed.
 	sealed, _ := exts[ExtDSSEMaterial].(string)
 	if sealed == "" {
 		if v.cfg.allowUnsigned {
-			return v.checkFreshness(e, unverifiedCopy(e))
+			out, err := v.checkFreshness(e, unverifiedCopy(e))
+			return out, false, err
 		}
-		return nil, ErrUnsigned
+		return nil, false, ErrUnsigned
 	}
 	// Step 3: Base64 (RFC 4648).
 	raw, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
-		return nil, malformed("dssematerial is not base64")
+		return nil, false, malformed("dssematerial is not base64")
 	}
 	// Step 4: a DSSE JSON envelope.
 	env, err := parseEnvelope(raw)
 	if err != nil {
-		return nil, malformed("dssematerial is not a DSSE envelope")
+		return nil, false, malformed("dssematerial is not a DSSE envelope")
 	}
 	payload, err := base64.StdEncoding.DecodeString(env.Payload)
 	if err != nil {
-		return nil, malformed("DSSE payload is not base64")
+		return nil, false, malformed("DSSE payload is not base64")
 	}
 	// Steps 1 and 5: DSSE verification, with signatures filtered to the
 	// keys we accept (those the registry knows).
 	source := e.Source()
 	key, err := v.verifyDSSE(ctx, env, payload, source)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// Step 6.
 	if env.PayloadType != PayloadType {
-		return nil, malformed("unknown DSSE payload type")
+		return nil, false, malformed("unknown DSSE payload type")
 	}
 	// Step 7.
 	if len(payload) != 32 {
-		return nil, malformed("verification material is %d bytes, want 32", len(payload))
+		return nil, false, malformed("verification material is %d bytes, want 32", len(payload))
 	}
 	// Step 8.
 	attrs, _ := exts[ExtSignedExtAttrs].(string)
 	signedExt, err := parseSignedExtAttrs(attrs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// Steps 9 and 10: recompute and compare.
 	material, err := verificationMaterial(e, signedExt)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if subtle.ConstantTimeCompare(material[:], payload) != 1 {
-		return nil, fmt.Errorf("%w: the event was modified after signing", ErrBadSignature)
+		return nil, false, fmt.Errorf("%w: the event was modified after signing", ErrBadSignature)
 	}
 	// Equilateral: the key must belong to the source the event claims.
 	if key.Source != source {
-		return nil, fmt.Errorf("%w: key %.12s… belongs to %s, event claims %s", ErrSignerMismatch, key.ID, key.Source, source)
+		return nil, false, fmt.Errorf("%w: key %.12s… belongs to %s, event claims %s", ErrSignerMismatch, key.ID, key.Source, source)
 	}
 	// Step 11: only verified data goes on.
-	return v.checkFreshness(e, verifiedCopy(e, signedExt))
+	out, err := v.checkFreshness(e, verifiedCopy(e, signedExt))
+	return out, err == nil, err
 }
 
 // verifyDSSE follows the DSSE v1.0.2 verification protocol: for each
