@@ -63,6 +63,5 @@ func Example_flow() {
 	// password_reset.go true
 	// false
 	// hard-coded AWS access key in code.files[0].content (line 30)
-	// hard-coded secret in code.files[0].content (line 30)
 	// hard-coded secret in code.files[0].content (line 34)
 }

@@ -25,21 +25,19 @@ type Verdict struct {
 	Findings []string `json:"findings"`
 }
 
-type rule struct {
+type callRule struct {
 	name string
 	re   *regexp.Regexp
 }
 
-// rules match code-like text only: a call needs its parenthesis, a secret
-// its assignment and quotes, so prose about them ("unsafe eval") passes.
-// Within a line, findings follow this order. They are compiled on first
-// use, not at program start, which every process linking this package
-// (each `agent run --exec` task's shim too) would otherwise pay for.
-var rules = sync.OnceValue(func() []rule {
-	return []rule{
-		{"hard-coded AWS access key", regexp.MustCompile(`\bAKIA[0-9A-Z]{16}\b`)},
-		{"private key block", regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)},
-		{"hard-coded secret", regexp.MustCompile(`(?i)(?:password|passwd|secret|api[_-]?key|token|access[_-]?key)[\w-]{0,24}["']?\s*(?::=|=|:)\s*(?:"[^"\n]{6,}"|'[^'\n]{6,}'|` + "`[^`\n]{6,}`" + `)`)},
+// callRules find dangerous calls and commands. They match code-like text
+// only: a call needs its parenthesis, so prose about them ("unsafe eval")
+// passes. Within a line, findings follow this order, after the secrets.
+// They are compiled on first use, not at program start, which every
+// process linking this package (each `agent run --exec` task's shim too)
+// would otherwise pay for.
+var callRules = sync.OnceValue(func() []callRule {
+	return []callRule{
 		{"dangerous call eval()", regexp.MustCompile(`\beval\s*\(`)},
 		// exec as a function (Python, JavaScript), not a method such as
 		// RegExp.exec or Go's exec.Command. The group is where the call starts
@@ -95,7 +93,8 @@ func (r *review) walk(ctx context.Context, v any) error {
 	}
 	switch v := v.(type) {
 	case string:
-		r.scan(v, "")
+		_, err := r.scan(ctx, v, "")
+		return err
 	case []any:
 		if err := ctx.Err(); err != nil {
 			return err
@@ -120,16 +119,19 @@ func (r *review) walk(ctx context.Context, v any) error {
 		for i, k := range keys {
 			masked := fmt.Sprintf("{key %d}", i)
 			segment := k
-			if !plainKey.MatchString(k) || r.matchesAny(k) {
-				segment = masked
-			}
 			if len(r.path) > 0 {
 				segment = "." + segment
 				masked = "." + masked
 			}
-			r.scan(k, masked)
+			found, err := r.scan(ctx, k, masked)
+			if err != nil {
+				return err
+			}
+			if found || !plainKey.MatchString(k) {
+				segment = masked
+			}
 			r.path = append(r.path, segment)
-			err := r.walk(ctx, v[k])
+			err = r.walk(ctx, v[k])
 			r.path = r.path[:len(r.path)-1]
 			if err != nil {
 				return err
@@ -139,46 +141,53 @@ func (r *review) walk(ctx context.Context, v any) error {
 	return nil
 }
 
-func (r *review) matchesAny(s string) bool {
-	for _, rl := range rules() {
-		if rl.re.MatchString(s) {
-			return true
-		}
-	}
-	return false
+// match is a rule matching on a line; rank orders the rules within it.
+type match struct {
+	line, rank int
+	name       string
 }
 
 // scan adds the findings in s, a value at the current path or, when
-// keySegment is set, the key that segment stands for.
-func (r *review) scan(s, keySegment string) {
-	type match struct{ line, rule int }
+// keySegment is set, the key that segment stands for. It reports whether
+// any rule matched, listed or not. It scans s as it is and, if that
+// differs, folded (fold): a look-alike letter hides nothing, and a
+// zero-width character that splits a word in the folded text still counts
+// as a break in s.
+func (r *review) scan(ctx context.Context, s, keySegment string) (bool, error) {
 	var matches []match
-	var newlines []int // computed only when something matched
-	for i, rl := range rules() {
-		for _, loc := range rl.re.FindAllStringSubmatchIndex(s, maxFindings+1) {
-			start := loc[0]
-			if len(loc) > 2 {
-				start = loc[2]
-			}
-			if newlines == nil {
-				newlines = newlineOffsets(s)
-			}
-			line, _ := slices.BinarySearch(newlines, start)
-			matches = append(matches, match{line: line + 1, rule: i})
+	texts := []string{s}
+	if folded := fold(s); folded != s {
+		texts = append(texts, folded)
+	}
+	for _, text := range texts {
+		secrets, err := findSecrets(ctx, text)
+		if err != nil {
+			return false, err
 		}
+		for _, m := range secrets {
+			rank := slices.Index(secretOrder, m.name)
+			if rank < 0 {
+				rank = len(secretOrder)
+			}
+			matches = append(matches, match{line: m.line, rank: rank, name: m.name})
+		}
+		matches = append(matches, findCalls(text, len(secretOrder)+1)...)
 	}
 	if len(matches) == 0 {
-		return
+		return false, nil
 	}
 	slices.SortFunc(matches, func(a, b match) int {
 		if a.line != b.line {
 			return a.line - b.line
 		}
-		return a.rule - b.rule
+		if a.rank != b.rank {
+			return a.rank - b.rank
+		}
+		return strings.Compare(a.name, b.name)
 	})
 	where := r.location(keySegment)
 	for _, m := range matches {
-		f := fmt.Sprintf("%s in %s (line %d)", rules()[m.rule].name, where, m.line)
+		f := fmt.Sprintf("%s in %s (line %d)", m.name, where, m.line)
 		if r.seen[f] {
 			continue
 		}
@@ -188,9 +197,30 @@ func (r *review) scan(s, keySegment string) {
 		r.seen[f] = true
 		r.findings = append(r.findings, f)
 		if r.full() {
-			return
+			break
 		}
 	}
+	return true, nil
+}
+
+// findCalls runs the call rules on s; the first rule ranks firstRank.
+func findCalls(s string, firstRank int) []match {
+	var matches []match
+	var newlines []int // computed only when something matched
+	for i, rl := range callRules() {
+		for _, loc := range rl.re.FindAllStringSubmatchIndex(s, maxFindings+1) {
+			start := loc[0]
+			if len(loc) > 2 {
+				start = loc[2]
+			}
+			if newlines == nil {
+				newlines = newlineOffsets(s)
+			}
+			line, _ := slices.BinarySearch(newlines, start)
+			matches = append(matches, match{line: line + 1, rank: firstRank + i, name: rl.name})
+		}
+	}
+	return matches
 }
 
 // newlineOffsets lists where s has '\n': a match at offset o is on line
