@@ -19,7 +19,7 @@ import (
 //
 // What an agent can make the registry hold is bounded: a heartbeat of at
 // most MaxHeartbeatSize bytes, only the schema's fields (re-encoded from
-// the decoded struct), capabilities the agent holds, and at most
+// the decoded struct), only capabilities the agent holds, and at most
 // MaxInstancesPerAgent instances per agent.
 
 // MaxHeartbeatSize bounds a heartbeat's data.
@@ -84,11 +84,9 @@ func (t *tenant) checkHeartbeat(agent string, hb *protocol.Heartbeat) error {
 	if len(hb.Capabilities) > protocol.MaxCapabilities {
 		return fmt.Errorf("a heartbeat lists at most %d capabilities", protocol.MaxCapabilities)
 	}
-	for _, c := range hb.Capabilities {
-		if !t.dir.serves(agent, c) {
-			return fmt.Errorf("capability %q is not one of yours", clip(c))
-		}
-	}
+	// Only capabilities the agent holds are listed: its creds decide what
+	// it serves, not what it says.
+	hb.Capabilities = slices.DeleteFunc(hb.Capabilities, func(c string) bool { return !t.dir.serves(agent, c) })
 	slices.Sort(hb.Capabilities)
 	hb.Capabilities = slices.Compact(hb.Capabilities)
 	if len(hb.Version) > maxVersionLen || strings.ContainsFunc(hb.Version, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
