@@ -125,11 +125,12 @@ func (c *Client) Cancel(ctx context.Context, taskID string) (protocol.TaskView, 
 	return v, err
 }
 
-// List returns this principal's tasks, newest first.
-func (c *Client) List(ctx context.Context, req protocol.ListRequest) ([]protocol.TaskView, error) {
+// List returns one page of this principal's tasks, newest first; the
+// page's Next, given as req.After, asks for the following one.
+func (c *Client) List(ctx context.Context, req protocol.ListRequest) (protocol.Listing, error) {
 	var l protocol.Listing
 	err := c.call(ctx, protocol.TasksList, protocol.TypeTaskList, protocol.TypeTaskListing, req, &l)
-	return l.Tasks, err
+	return l, err
 }
 
 // Update is one event about a watched task.

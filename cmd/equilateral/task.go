@@ -365,15 +365,36 @@ func newTaskListCommand() *cobra.Command {
 		flags taskFlags
 		state string
 		limit int
+		after string
 	)
 	cmd := &cobra.Command{
-		Use:   "list --creds FILE [--state S]",
+		Use:   "list --creds FILE [--state S] [--limit N] [--after CURSOR]",
 		Short: "List your tasks, newest first",
-		Args:  cobra.NoArgs,
+		Long: `List your tasks, newest first, a page at a time from the orchestrator's
+index. At most --limit tasks are shown; when there are more, the cursor
+that continues the listing is printed on stderr ("more: --after ...").`,
+		Args: cobra.NoArgs,
 		RunE: flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, _ []string) error {
-			tasks, err := c.List(ctx, protocol.ListRequest{State: protocol.State(state), Limit: limit})
-			if err != nil {
-				return err
+			if limit < 1 {
+				return fmt.Errorf("--limit must be at least 1")
+			}
+			var tasks []protocol.TaskView
+			for len(tasks) < limit {
+				page, err := c.List(ctx, protocol.ListRequest{State: protocol.State(state), Limit: min(limit-len(tasks), protocol.MaxListPage), After: after})
+				if err != nil {
+					return err
+				}
+				tasks = append(tasks, page.Tasks...)
+				after = page.Next
+				if after == "" {
+					break
+				}
+			}
+			if after != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: --after %s\n", after)
+			}
+			if tasks == nil {
+				tasks = []protocol.TaskView{}
 			}
 			if flags.json {
 				return printJSON(cmd, tasks)
@@ -388,7 +409,8 @@ func newTaskListCommand() *cobra.Command {
 	}
 	flags.register(cmd, 30*time.Second)
 	cmd.Flags().StringVar(&state, "state", "", "only tasks in this state")
-	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	cmd.Flags().IntVar(&limit, "limit", 100, "show at most this many tasks")
+	cmd.Flags().StringVar(&after, "after", "", "continue a listing from the cursor a previous one printed")
 	return cmd
 }
 
