@@ -109,3 +109,34 @@ func TestOnlyTheCapabilityHolderClaimsAndOnlyTheClaimantReports(t *testing.T) {
 	h.auditVerifies("acme")
 	h.otherTenantServed()
 }
+
+// TestSubtaskOnlyFromTheAgentRunningTheParent: an agent that does not run
+// a task cannot hang subtasks on it (they would be cancelled with it and
+// counted in its flow); the agent running it can.
+func TestSubtaskOnlyFromTheAgentRunningTheParent(t *testing.T) {
+	h := newAttackHarness(t)
+	release := make(chan struct{})
+	running := make(chan protocol.Dispatch, 1)
+	h.agent("acme", "coder", func(_ context.Context, _ *agent, d protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		running <- d
+		<-release
+		return json.RawMessage(`"done"`), nil
+	}, "code")
+	h.agent("acme", "helper", func(context.Context, *agent, protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		return json.RawMessage(`"helped"`), nil
+	}, "help")
+	intruder := h.attacker("acme", "intruder", h.env.Agent(t, "acme", "intruder", "other"))
+	c := h.client("acme", "client")
+	acc := c.submit(protocol.SubmitRequest{Capability: "code"})
+	<-running
+	c.waitState(acc.TaskID, protocol.StateRunning)
+
+	sub := intruder.signed(protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.SubmitRequest{Capability: "help", Parent: acc.TaskID})
+	refusedWith(t, intruder.request(sub, 5*time.Second), "forbidden")
+	if v := c.get(acc.TaskID); len(v.Subtasks) != 0 {
+		t.Fatalf("a subtask from an agent not running the task was linked: %v", v.Subtasks)
+	}
+	close(release)
+	c.waitState(acc.TaskID, protocol.StateCompleted)
+	h.auditVerifies("acme")
+}
