@@ -271,6 +271,9 @@ func (s *Store) Revoke(ctx context.Context, tenant, name string, pub Publisher) 
 	if err := s.savePrincipal(p); err != nil {
 		return Principal{}, err
 	}
+	if err := s.journalKeyChange(KeyChange{Tenant: tenant, Name: name}); err != nil {
+		return Principal{}, fmt.Errorf("auth: %s is revoked on the servers and in the data dir, but running verifiers may not have seen it yet: %w", name, err)
+	}
 	return p, syncFS(s.layout.root)
 }
 
@@ -328,6 +331,9 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	p.RevokedAt = nil
 	if err := s.savePrincipal(p); err != nil {
 		return Principal{}, err
+	}
+	if err := s.journalKeyChange(KeyChange{Tenant: tenant, Name: name}); err != nil {
+		return Principal{}, fmt.Errorf("auth: %s is rotated on the servers and in the data dir, but running verifiers may not have seen it yet: %w", name, err)
 	}
 	return p, syncAll(s.layout.root, filepath.Dir(credsFile))
 }

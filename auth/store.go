@@ -125,6 +125,7 @@ func writeDataDir(l layout, finalRoot string, cfg initConfig) error {
 		{l.systemJWT(), []byte(sysJWT), secretPerm},
 		{l.systemSigning(), sysSignerSeed, secretPerm},
 		{l.systemCreds(), adminCreds, secretPerm},
+		{l.keyJournal(), nil, secretPerm},
 	}
 	for _, f := range files {
 		if err := writeFileAtomic(f.path, f.data, f.perm); err != nil {

@@ -193,7 +193,8 @@ func (s *Store) DeleteTenant(ctx context.Context, name string, pub Publisher) er
 	if err := os.Rename(dir, filepath.Join(trash, name)); err != nil {
 		return fmt.Errorf("auth: remove tenant %s: %w", name, err)
 	}
-	return errors.Join(os.RemoveAll(trash), os.RemoveAll(s.layout.tenantCredsDir(name)), syncFS(s.layout.root))
+	return errors.Join(s.journalKeyChange(KeyChange{Tenant: name}),
+		os.RemoveAll(trash), os.RemoveAll(s.layout.tenantCredsDir(name)), syncFS(s.layout.root))
 }
 
 // deleteRequest is the operator-signed claim the full resolver wants for

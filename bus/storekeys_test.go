@@ -3,12 +3,17 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nuid"
 
+	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -143,4 +148,246 @@ func TestWithoutFreshness(t *testing.T) {
 	if _, err := offline.Verify(ctx, foreign); !errors.Is(err, bus.ErrSignerMismatch) {
 		t.Fatalf("offline verifier on another tenant's event: %v", err)
 	}
+}
+
+// keyOf is the public key of the creds file's user.
+func keyOf(t testing.TB, creds string) string {
+	t.Helper()
+	signer, err := bus.SignerFromCreds(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer.KeyID()
+}
+
+// A registry that has the key cached refuses it on the very first lookup
+// after Rotate or Revoke returns, twenty times over; the new key verifies
+// at once. The change is made through a second Store over the same data
+// dir, as `equilateral client rotate` would from its own process.
+func TestStoreKeysRefuseRotatedAndRevokedKeysOnTheNextLookup(t *testing.T) {
+	ctx := context.Background()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	creds := env.Client(t, "acme", "client")
+	source := protocol.Source("acme", "client")
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := auth.Open(env.Store.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := keyOf(t, creds)
+	if _, err := keys.Key(ctx, old, source); err != nil {
+		t.Fatalf("current key before any rotation: %v", err)
+	}
+	for i := range 20 {
+		p, err := admin.Rotate(ctx, "acme", "client", "", env.Publisher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.Key(ctx, old, source); !errors.Is(err, bus.ErrUnknownSigner) {
+			t.Fatalf("rotation %d: the old key was still trusted on the next lookup: %v", i+1, err)
+		}
+		if k, err := keys.Key(ctx, p.PublicKey, source); err != nil || k.Source != source {
+			t.Fatalf("rotation %d: the new key: %+v, %v", i+1, k, err)
+		}
+		old = p.PublicKey
+	}
+	if _, err := admin.Revoke(ctx, "acme", "client", env.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Key(ctx, old, source); !errors.Is(err, bus.ErrUnknownSigner) {
+		t.Fatalf("revoked key still trusted on the next lookup: %v", err)
+	}
+}
+
+// A key created a moment ago verifies at once, and a deleted tenant's keys
+// are refused at once.
+func TestStoreKeysFollowCreateAndTenantDelete(t *testing.T) {
+	ctx := context.Background()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	env.Tenant(t, "globex")
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := keyOf(t, env.Agent(t, "acme", "coder", "code"))
+	globex := keyOf(t, env.Agent(t, "globex", "coder", "code"))
+	for _, k := range []struct{ key, source string }{
+		{acme, protocol.Source("acme", "coder")}, {globex, protocol.Source("globex", "coder")},
+	} {
+		if _, err := keys.Key(ctx, k.key, k.source); err != nil {
+			t.Fatalf("key created a moment ago: %v", err)
+		}
+	}
+	if err := env.Store.DeleteTenant(ctx, "acme", env.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Key(ctx, acme, protocol.Source("acme", "coder")); !errors.Is(err, bus.ErrUnknownSigner) {
+		t.Fatalf("deleted tenant's key: %v", err)
+	}
+	if _, err := keys.Key(ctx, globex, protocol.Source("globex", "coder")); err != nil {
+		t.Fatalf("the other tenant's key after a delete: %v", err)
+	}
+}
+
+// Lookups racing rotations: whatever a lookup started before a Rotate
+// returned may see, no lookup that starts after it trusts the old key,
+// including lookups that find the key by reading its record (cache miss).
+func TestStoreKeysNeverTrustARotatedKeyAfterRotateReturns(t *testing.T) {
+	ctx := context.Background()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	creds := env.Client(t, "acme", "client")
+	source := protocol.Source("acme", "client")
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		retired = map[string]bool{}
+		current = keyOf(t, creds)
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				mu.Lock()
+				var probe []string
+				for k := range retired {
+					probe = append(probe, k)
+				}
+				probe = append(probe, current)
+				mu.Unlock()
+				for _, k := range probe {
+					// Snapshot what is retired before the lookup starts.
+					mu.Lock()
+					dead := retired[k]
+					mu.Unlock()
+					if _, err := keys.Key(ctx, k, source); err == nil && dead {
+						t.Errorf("key %.12s… retired before the lookup began was trusted", k)
+						stop.Store(true)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 15 {
+		p, err := env.Store.Rotate(ctx, "acme", "client", "", env.Publisher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		retired[current] = true
+		current = p.PublicKey
+		mu.Unlock()
+	}
+	stop.Store(true)
+	wg.Wait()
+}
+
+// A journal replaced by hand makes the registry read everything again
+// rather than miss a change.
+func TestStoreKeysReloadWhenTheJournalIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	creds := env.Client(t, "acme", "client")
+	source := protocol.Source("acme", "client")
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := keyOf(t, creds)
+	if _, err := keys.Key(ctx, old, source); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(env.Store.Dir(), "keys.journal")
+	if _, err := env.Store.Revoke(ctx, "acme", "client", env.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	// Replace the journal with an empty one (another inode), as an
+	// operator cleaning up would: the revocation's line is gone.
+	if err := os.Remove(journal); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(journal, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Key(ctx, old, source); !errors.Is(err, bus.ErrUnknownSigner) {
+		t.Fatalf("revoked key trusted after the journal was replaced: %v", err)
+	}
+}
+
+// BenchmarkStoreKeysKey is the cost of a cached lookup, the journal check
+// (one fstat) included; BenchmarkStoreKeysKeyMiss is a key found by reading
+// its principal record.
+//
+//	go test -run '^$' -bench StoreKeys -benchmem ./bus/
+func BenchmarkStoreKeysKey(b *testing.B) {
+	keys, key, source := benchStoreKeys(b)
+	ctx := context.Background()
+	if _, err := keys.Key(ctx, key, source); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := keys.Key(ctx, key, source); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStoreKeysKeyParallel(b *testing.B) {
+	keys, key, source := benchStoreKeys(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := keys.Key(ctx, key, source); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// benchStoreKeys is a data dir (no server: changes go to the resolver
+// directory) with one client, and a registry over it.
+func benchStoreKeys(b *testing.B) (*bus.StoreKeys, string, string) {
+	b.Helper()
+	ctx := context.Background()
+	store, err := auth.Init(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := auth.NewResolverDirPublisher(store.ResolverDir())
+	if _, err := store.CreateTenant(ctx, "acme", auth.DefaultLimits(), pub); err != nil {
+		b.Fatal(err)
+	}
+	p, err := store.CreatePrincipal(ctx, auth.PrincipalSpec{Tenant: "acme", Name: "client", Role: auth.RoleClient})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A journal with a line in it, as in a data dir that has seen changes.
+	if _, err := store.CreatePrincipal(ctx, auth.PrincipalSpec{Tenant: "acme", Name: "gone", Role: auth.RoleClient}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := store.Revoke(ctx, "acme", "gone", pub); err != nil {
+		b.Fatal(err)
+	}
+	keys, err := bus.NewStoreKeys(store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return keys, p.PublicKey, protocol.Source("acme", "client")
 }
