@@ -83,3 +83,33 @@ var homoglyphs = map[rune]rune{
 	// Latin letters that look like other Latin letters
 	'ı': 'i', 'ȷ': 'j', 'ɑ': 'a', 'ɡ': 'g', 'ɩ': 'i', 'ʟ': 'L',
 }
+
+// foldChangedLines is fold(s) restricted to where folding changed
+// something: the lines it changed, and the line before and after each (a
+// match may run over into the next line); all other lines are left empty,
+// so that line n is still line n. Scanning it after s costs in proportion
+// to the non-ASCII part of s, not to all of s again. It reports false when
+// folding changes nothing.
+func foldChangedLines(s string) (string, bool) {
+	if isASCII(s) {
+		return "", false
+	}
+	lines := strings.Split(s, "\n")
+	changed := make([]bool, len(lines))
+	any := false
+	for i, line := range lines {
+		if folded := fold(line); folded != line {
+			lines[i], changed[i], any = folded, true, true
+		}
+	}
+	if !any {
+		return "", false
+	}
+	for i := range lines {
+		near := changed[i] || (i > 0 && changed[i-1]) || (i+1 < len(lines) && changed[i+1])
+		if !near {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n"), true
+}

@@ -149,14 +149,14 @@ type match struct {
 
 // scan adds the findings in s, a value at the current path or, when
 // keySegment is set, the key that segment stands for. It reports whether
-// any rule matched, listed or not. It scans s as it is and, if that
-// differs, folded (fold): a look-alike letter hides nothing, and a
-// zero-width character that splits a word in the folded text still counts
-// as a break in s.
+// any rule matched, listed or not. It scans s as it is and, on the lines
+// where that differs, folded (fold, foldChangedLines): a look-alike letter
+// hides nothing, and a zero-width character that splits a word in the
+// folded text still counts as a break in s.
 func (r *review) scan(ctx context.Context, s, keySegment string) (bool, error) {
 	var matches []match
 	texts := []string{s}
-	if folded := fold(s); folded != s {
+	if folded, changed := foldChangedLines(s); changed {
 		texts = append(texts, folded)
 	}
 	for _, text := range texts {

@@ -68,12 +68,15 @@ func secretName(ruleID string) string {
 // too; it is gitleaks' own command-line default.
 const maxDecodeDepth = 5
 
-// secretDetector builds the detector on first use: compiling the rules
-// takes a few hundred milliseconds, which every process linking this
-// package (each `agent run --exec` task's shim too) would otherwise pay at
-// start. The detector is safe for concurrent use: a scan only reads it
-// (its byte counter is atomic).
-var secretDetector = sync.OnceValues(func() (*detect.Detector, error) {
+// secretDetector is built on first use: compiling the rules takes a few
+// hundred milliseconds, which every process linking this package (each
+// `agent run --exec` task's shim too) would otherwise pay at start. The
+// detector is safe for concurrent use: a scan only reads it (its byte
+// counter is atomic).
+var secretDetector = sync.OnceValues(newSecretDetector)
+
+// newSecretDetector compiles gitleaks' default rules and the reviewer's.
+func newSecretDetector() (*detect.Detector, error) {
 	base, err := loadRules(config.DefaultConfig)
 	if err != nil {
 		return nil, fmt.Errorf("demo: gitleaks default rules: %w", err)
@@ -110,7 +113,7 @@ var secretDetector = sync.OnceValues(func() (*detect.Detector, error) {
 	d.IgnoreGitleaksAllow = true
 	d.MaxDecodeDepth = maxDecodeDepth
 	return d, nil
-})
+}
 
 // loadRules reads a gitleaks configuration the way
 // detect.NewDetectorDefaultConfig does, but with a viper instance of its
