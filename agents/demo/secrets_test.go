@@ -5,7 +5,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/equilateral-agents/equilateral/agents/demo"
 )
 
 // More test secrets, split like the others. The token is 36 characters
@@ -152,4 +155,38 @@ func TestReviewerConfigAndCodeThatHoldNoSecret(t *testing.T) {
 			t.Errorf("%q: findings %q", s, v.Findings)
 		}
 	}
+}
+
+// TestReviewerSharesItsRulesAcrossGoroutines: reviews running at once
+// (an agent takes several tasks at a time) share one detector and each
+// gets its own findings; run with -race.
+func TestReviewerSharesItsRulesAcrossGoroutines(t *testing.T) {
+	inputs := []map[string]string{
+		{"code": "password: " + unquotedPw},
+		{"code": "token := \"" + githubToken + "\""},
+		{"code": "pаssword = \"hunter2-x\""},
+		{"code": "func main() {}"},
+	}
+	want := make([]demo.Verdict, len(inputs))
+	for i, in := range inputs {
+		want[i] = review(t, in)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 20 {
+				i := (g + n) % len(inputs)
+				out, err := runAgent(t, "review", inputs[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := out.(demo.Verdict); !slices.Equal(got.Findings, want[i].Findings) {
+					t.Errorf("input %d: findings %q, want %q", i, got.Findings, want[i].Findings)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
