@@ -38,7 +38,7 @@ func Agents() []Agent {
 		{
 			Name:        "reviewer",
 			Capability:  "review",
-			Description: "security review: rejects hard-coded secrets, private keys and dangerous calls",
+			Description: "security review: rejects secrets (gitleaks rules, look-alike letters folded) and dangerous calls",
 			Run:         runReviewer,
 		},
 		{

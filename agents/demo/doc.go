@@ -49,17 +49,8 @@
 // and the line within the string) and never the matched text, so a
 // rejection does not leak the secret it found. Findings are deduplicated,
 // ordered by path (object keys sorted), then line, then rule, and at most
-// 50 are listed. The rules match code, not prose ("unsafe eval" is not a
-// finding, "eval(x)" is):
-//
-//   - hard-coded AWS access key: AKIA followed by 16 upper-case letters or digits
-//   - private key block: -----BEGIN ... PRIVATE KEY-----
-//   - hard-coded secret: a name containing password, passwd, secret,
-//     api_key, apikey, token or access_key (any case) assigned with =, :=
-//     or : a quoted literal of 6 characters or more
-//   - dangerous calls: eval(, exec( as a function (not a method), os.system(,
-//     subprocess with shell=True, child_process.exec, exec.Command with
-//     "sh" or "bash" and "-c", Runtime.getRuntime().exec(, and rm -rf /
+// 50 are listed. A review whose context ends before it is done is an
+// error, never an approval.
 //
 // summarizer, capability "summarize". Input: any JSON value. It collects
 // the strings in it (depth first, object keys sorted), joins the first
@@ -68,6 +59,50 @@
 // above:
 //
 //	{"summary": "password reset Define the data model for password reset Implement password reset ...", "words": 20}
+//
+// # Reviewer rules
+//
+// Secrets are found by gitleaks (github.com/zricethezav/gitleaks/v8) used as
+// a library: its default rule set, maintained upstream (some 220 rules for
+// cloud keys, service tokens, private keys, JWTs and a generic key rule,
+// with its entropy checks and allowlists), including text it finds
+// base64-, hex- or percent-encoded. Three changes make it a gate rather
+// than a repository scanner: a "gitleaks:allow" comment hides nothing; AWS
+// keys ending in EXAMPLE are not exempt; and the reviewer adds its own
+// rules (secrets.toml, in gitleaks' format) for what a gate must refuse even
+// when it is easy to guess: a credential name (password, passwd, secret,
+// api key, token, access key) given a quoted literal of 6 characters or
+// more, or an unquoted value in configuration syntax (password: hunter2x in
+// YAML, DB_PASSWORD=hunter2x in a shell or .env file; not names, paths or
+// URLs), and a private key's header alone. Findings are named:
+//
+//   - hard-coded AWS access key
+//   - private key block
+//   - hard-coded GitHub token (personal, fine-grained, OAuth, app, refresh)
+//   - hard-coded JSON Web Token
+//   - hard-coded secret: a credential assigned a literal, or gitleaks'
+//     generic key rule; on a line where a specific rule found the same
+//     secret, only the specific finding is listed
+//   - hard-coded <rule id> for gitleaks' other rules ("hard-coded stripe-access-token")
+//
+// Dangerous calls are the reviewer's own patterns, which match code, not
+// prose ("unsafe eval" is not a finding, "eval(x)" is): eval(, exec( as a
+// function (not a method), os.system(, subprocess with shell=True,
+// child_process.exec, exec.Command with "sh" or "bash" and "-c",
+// Runtime.getRuntime().exec(, and rm -rf /.
+//
+// Every rule sees through look-alike letters. Each string is scanned as it
+// is and, on the lines where they differ, folded: compatibility forms
+// folded (Unicode NFKD: fullwidth letters, mathematical letters, ligatures),
+// combining marks and invisible characters dropped (zero-width spaces and
+// joiners, soft hyphens, bidirectional controls, Hangul fillers), and
+// common Cyrillic, Greek and Armenian homoglyphs mapped to the Latin
+// letter they look like. So "pаssword" with a Cyrillic а, "ｐａｓｓｗｏｒｄ"
+// and "pass\u200bword" are all "password".
+//
+// The rules are compiled on the first review in a process (tens to
+// hundreds of milliseconds); a review of 4 KiB of code then takes about
+// 10 ms (BenchmarkReview4KiB), and time grows with the text's length.
 //
 // # Unsafe code on request
 //
@@ -81,7 +116,8 @@
 //   - Otherwise ("unsafe login"), the Go file gets a constant holding an
 //     AWS-style access key id (AWS's documented example key) and a
 //     function that assigns a literal password. The reviewer reports the
-//     access key and both hard-coded secrets.
+//     access key and the password (the key, assigned to apiKey, is one
+//     finding).
 //
 // The unsafe code is as deterministic as the rest: the same feature always
 // gives the same files.

@@ -57,6 +57,14 @@ var callRules = sync.OnceValue(func() []callRule {
 // never carries a secret or a long input.
 var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,39}$`)
 
+// runReviewer is the security reviewer (the seed's SecurityReviewer, the
+// output gate of `code` in the demo flow and in `dev`). It walks every
+// string of its input, keys too, and scans each with two rule sets:
+// secrets by gitleaks' maintained default rules plus the reviewer's own
+// (secrets.go, secrets.toml), and dangerous calls by callRules; both on
+// the text as it is and on its look-alike letters folded to ASCII
+// (confusables.go). A finding names the rule and the place, never the
+// text. The package documentation lists the rules.
 func runReviewer(ctx context.Context, input json.RawMessage) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
