@@ -203,6 +203,35 @@ func TestStoreKeysRefuseRotatedAndRevokedKeysOnTheNextLookup(t *testing.T) {
 	}
 }
 
+// An agent that pins the orchestrator's key (agents.WithKeys over a
+// StoreKeys) refuses an event signed with the orchestrator's rotated-out
+// key on the next message, and takes the new key at once.
+func TestPinnedOrchestratorKeyRefusedAfterRotation(t *testing.T) {
+	ctx := context.Background()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	creds := env.OrchestratorCreds("acme")
+	source := protocol.Source("acme", auth.OrchestratorName)
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := bus.NewVerifier(keys, bus.WithTenant("acme"))
+	if _, err := agent.Verify(ctx, signedBy(t, creds, source, time.Now())); err != nil {
+		t.Fatalf("orchestrator event before the rotation: %v", err)
+	}
+	old := signedBy(t, creds, source, time.Now())
+	if _, err := env.Store.Rotate(ctx, "acme", auth.OrchestratorName, "", env.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Verify(ctx, old); !errors.Is(err, bus.ErrUnknownSigner) {
+		t.Fatalf("orchestrator's rotated-out key: %v, want unknown signer", err)
+	}
+	if _, err := agent.Verify(ctx, signedBy(t, creds, source, time.Now())); err != nil {
+		t.Fatalf("orchestrator's new key: %v", err)
+	}
+}
+
 // A key created a moment ago verifies at once, and a deleted tenant's keys
 // are refused at once.
 func TestStoreKeysFollowCreateAndTenantDelete(t *testing.T) {
