@@ -7,9 +7,10 @@ import (
 )
 
 // BenchmarkRunTrue is the cost of one task with a handler that does
-// nothing: temp dir, shim (a re-exec of the test binary), sh, teardown.
+// nothing, sandboxed: temp dir, the shim's two stages (re-execs of the
+// test binary) with namespaces and Landlock, sh, teardown.
 func BenchmarkRunTrue(b *testing.B) {
-	r, err := subprocess.New(sh(`echo '{}'`), subprocess.WithTempRoot(b.TempDir()))
+	r, err := subprocess.New(sh(`echo '{}'`), subprocess.WithTempRoot(b.TempDir()), withSandbox(subprocess.Sandbox{}))
 	if err != nil {
 		b.Fatal(err)
 	}

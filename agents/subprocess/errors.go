@@ -7,6 +7,10 @@ var (
 	ErrNoCommand       = errors.New("subprocess: no handler command given")
 	ErrProgramNotFound = errors.New("subprocess: handler program not found")
 	ErrShimNotWired    = errors.New("subprocess: RunShimIfRequested was not called at the start of main (or TestMain)")
+	// ErrSandboxUnavailable: the Sandbox asked for needs something this
+	// machine or this process does not offer; the error says what, and
+	// what Probe found.
+	ErrSandboxUnavailable = errors.New("subprocess: sandbox not available")
 )
 
 // ErrorKind says how a handler run failed.

@@ -3,8 +3,6 @@ package subprocess
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,75 +40,6 @@ func (l Limits) validate() error {
 // cpuSeconds is CPUTime rounded up to whole seconds.
 func (l Limits) cpuSeconds() uint64 {
 	return uint64((l.CPUTime + time.Second - 1) / time.Second)
-}
-
-// Shim arguments: "key=value" for each limit set, then shimEnd.
-const (
-	argCPU       = "cpu"
-	argMemory    = "as"
-	argOpenFiles = "nofile"
-	argProcesses = "nproc"
-	argErrFD     = "errfd"
-	shimEnd      = "--"
-)
-
-// shimArgs renders l for the shim's command line.
-func (l Limits) shimArgs() []string {
-	var args []string
-	add := func(key string, v uint64) {
-		if v > 0 {
-			args = append(args, key+"="+strconv.FormatUint(v, 10))
-		}
-	}
-	add(argCPU, l.cpuSeconds())
-	add(argMemory, l.Memory)
-	add(argOpenFiles, l.OpenFiles)
-	add(argProcesses, l.Processes)
-	return args
-}
-
-// shimRequest is what the shim was asked to do.
-type shimRequest struct {
-	limits  Limits
-	errFD   int // where to report a failure; 0 = stderr
-	program string
-	argv    []string
-}
-
-// parseShimArgs reads the shim's arguments: "key=value"..., "--", the
-// handler's absolute path, then its argv (argv[0] as the operator wrote it).
-func parseShimArgs(args []string) (shimRequest, error) {
-	var req shimRequest
-	for i, arg := range args {
-		if arg == shimEnd {
-			rest := args[i+1:]
-			if len(rest) < 2 {
-				return req, errors.New("no program after --")
-			}
-			req.program, req.argv = rest[0], rest[1:]
-			return req, nil
-		}
-		key, value, ok := strings.Cut(arg, "=")
-		n, err := strconv.ParseUint(value, 10, 64)
-		if !ok || err != nil {
-			return req, fmt.Errorf("bad argument %q", arg)
-		}
-		switch key {
-		case argCPU:
-			req.limits.CPUTime = time.Duration(n) * time.Second
-		case argMemory:
-			req.limits.Memory = n
-		case argOpenFiles:
-			req.limits.OpenFiles = n
-		case argProcesses:
-			req.limits.Processes = n
-		case argErrFD:
-			req.errFD = int(n)
-		default:
-			return req, fmt.Errorf("unknown argument %q", arg)
-		}
-	}
-	return req, errors.New("missing --")
 }
 
 // apply sets the limits on the calling process. The address-space limit

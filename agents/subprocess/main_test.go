@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -130,18 +132,32 @@ func writeJSON(v any) int {
 	return 0
 }
 
-// newRunner makes a Runner with per-test temp root and a short timeout.
+// newRunner makes a Runner with per-test temp root and a short timeout,
+// sandboxed (withSandbox) unless opts say otherwise.
 func newRunner(t testing.TB, argv []string, opts ...subprocess.Option) *subprocess.Runner {
 	t.Helper()
 	opts = append([]subprocess.Option{
 		subprocess.WithTempRoot(t.TempDir()),
 		subprocess.WithTimeout(time.Minute),
+		withSandbox(subprocess.Sandbox{}),
 	}, opts...)
 	r, err := subprocess.New(argv, opts...)
 	if err != nil {
 		t.Fatalf("New(%q): %v", argv, err)
 	}
 	return r
+}
+
+// withSandbox is s for tests of the handler protocol: when the tests run
+// as root and s names no user, handlers run as root (without
+// capabilities), as the test binary (a handler too) and the per-test temp
+// roots are reachable only by root. The sandbox attack tests choose
+// their users themselves.
+func withSandbox(s subprocess.Sandbox) subprocess.Option {
+	if s.User == "" && os.Geteuid() == 0 {
+		s.User = "root"
+	}
+	return subprocess.WithSandbox(s)
 }
 
 // sh runs a shell script as the handler.
@@ -172,10 +188,16 @@ func runError(t *testing.T, r *subprocess.Runner, kind subprocess.ErrorKind) *su
 }
 
 // pythonPath is the real python3 interpreter (not a version manager's
-// shim, which needs an environment the handler does not get); the test is
-// skipped without one.
+// shim, which needs an environment the handler does not get), preferably
+// the system's, which the sandbox lets handlers run; the test is skipped
+// without one.
 func pythonPath(t testing.TB) string {
 	t.Helper()
+	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		if path := filepath.Join(dir, "python3"); exec.Command(path, "-c", "").Run() == nil {
+			return path
+		}
+	}
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 not installed")
 	}
@@ -186,32 +208,34 @@ func pythonPath(t testing.TB) string {
 	return strings.TrimSpace(string(out))
 }
 
-// processGone reports whether pid no longer runs. A zombie counts as gone:
-// it runs nothing and waits only for its reaper.
-func processGone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, rest, _ := strings.Cut(string(stat), ") ")
-	return strings.HasPrefix(rest, "Z")
+// newMarker is a sleep duration (in seconds, over 15 minutes) unique
+// enough to find the process sleeping it: `sleep <marker>`.
+func newMarker() string {
+	return fmt.Sprintf("1000.%09d", rand.Int32N(1e9))
 }
 
-// waitGone polls until every pid is gone.
-func waitGone(t *testing.T, pids ...int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for _, pid := range pids {
-		for !processGone(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still runs", pid)
-			}
-			<-tick.C
+// markedProcesses are the live processes (zombies do not count: they run
+// nothing) with marker among their arguments, seen from this test's PID
+// namespace, whichever namespace they are in.
+func markedProcesses(marker string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), marker) {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		if _, rest, _ := strings.Cut(string(stat), ") "); !strings.HasPrefix(rest, "Z") {
+			pids = append(pids, pid)
 		}
 	}
+	return pids
 }

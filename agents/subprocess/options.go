@@ -17,6 +17,7 @@ const (
 
 type config struct {
 	limits    Limits
+	sandbox   Sandbox
 	timeout   time.Duration
 	envNames  []string
 	tempRoot  string

@@ -29,11 +29,11 @@ func (r *Runner) outcome(ctx context.Context, p *process, reason stopReason, byT
 		return nil, newError(KindBadOutput, false, nil, "stdout exceeds "+formatBytes(uint64(r.cfg.maxOutput)))
 	}
 
-	state := p.cmd.ProcessState
-	if state == nil {
+	exit := p.handlerExit()
+	if !exit.known {
 		return nil, newError(KindCrashed, true, p.waitErr, "handler was lost")
 	}
-	status, _ := state.Sys().(syscall.WaitStatus)
+	status := exit.status
 	last := ""
 	if p.errs.lastMessage != "" {
 		last = ": " + p.errs.lastMessage
@@ -43,7 +43,7 @@ func (r *Runner) outcome(ctx context.Context, p *process, reason stopReason, byT
 	switch {
 	case status.Signaled():
 		sig := status.Signal()
-		used := state.UserTime() + state.SystemTime()
+		used := exit.cpu
 		cpu := sig == syscall.SIGXCPU ||
 			(sig == syscall.SIGKILL && limits.CPUTime > 0 && used >= time.Duration(limits.cpuSeconds())*time.Second)
 		switch {
@@ -54,12 +54,12 @@ func (r *Runner) outcome(ctx context.Context, p *process, reason stopReason, byT
 			return nil, memoryError(limits.Memory, last)
 		}
 		return nil, newError(KindCrashed, true, nil, fmt.Sprintf("handler was killed by %s%s", unix.SignalName(sig), last))
-	case state.ExitCode() == 75: // EX_TEMPFAIL
+	case status.ExitStatus() == 75: // EX_TEMPFAIL
 		return nil, newError(KindExited, true, nil, "handler reported a temporary failure (status 75)"+last)
-	case state.ExitCode() != 0 && memory:
+	case status.ExitStatus() != 0 && memory:
 		return nil, memoryError(limits.Memory, last)
-	case state.ExitCode() != 0:
-		return nil, newError(KindExited, false, nil, fmt.Sprintf("handler exited with status %d%s", state.ExitCode(), last))
+	case status.ExitStatus() != 0:
+		return nil, newError(KindExited, false, nil, fmt.Sprintf("handler exited with status %d%s", status.ExitStatus(), last))
 	}
 
 	if p.out.overflow {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -31,13 +30,16 @@ type Runner struct {
 	argv    []string // the handler's argv, as given to New
 	passed  map[string]string
 	redact  redactor
+	plan    plan // how each run is isolated
 }
 
 // New prepares a Runner for the handler command argv. The program
 // (argv[0]) is looked up now, in the PATH the handler will get, and made
 // absolute; the other arguments are passed as they are, and relative paths
 // among them resolve against the task's temporary directory. New fails if
-// the program is missing or this program cannot act as the exec shim.
+// the program is missing, this program cannot act as the exec shim, or the
+// Sandbox asked for cannot be provided here (ErrSandboxUnavailable, with
+// what Probe found).
 func New(argv []string, opts ...Option) (*Runner, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, ErrNoCommand
@@ -49,12 +51,19 @@ func New(argv []string, opts ...Option) (*Runner, error) {
 	if !shimWired.Load() {
 		return nil, ErrShimNotWired
 	}
+	if err := platformSupported(); err != nil {
+		return nil, err
+	}
 	shim, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("subprocess: cannot locate this program to re-execute as the exec shim: %w", err)
 	}
 	passed := passedEnv(cfg.envNames)
 	program, err := findProgram(argv[0], handlerPATH(passed))
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPlan(cfg.sandbox, cfg.tempRoot, Probe())
 	if err != nil {
 		return nil, err
 	}
@@ -65,8 +74,13 @@ func New(argv []string, opts ...Option) (*Runner, error) {
 		argv:    append([]string(nil), argv...),
 		passed:  passed,
 		redact:  secrets(passed),
+		plan:    p,
 	}, nil
 }
+
+// Isolation says in one line how this Runner isolates handlers, for the
+// agent's log.
+func (r *Runner) Isolation() string { return r.plan.describe() }
 
 // stopReason is why the Runner stopped a handler, if it did.
 type stopReason int
@@ -79,9 +93,12 @@ const (
 )
 
 // pipeDrainTimeout bounds the wait for the output pipes to close after the
-// process group was killed, in case something that left the group holds
-// them.
+// task ended, in case something still holds them.
 const pipeDrainTimeout = time.Second
+
+// killTimeout is how long the shim's first stage has to kill the task
+// when asked, before the Runner kills it.
+const killTimeout = 5 * time.Second
 
 // Run runs the handler for t and returns its result: the single JSON value
 // it wrote on stdout. Every failure is an *Error. progress, if not nil,
@@ -90,8 +107,9 @@ const pipeDrainTimeout = time.Second
 // quickly, as the handler is not supervised while it runs
 // (timeouts and cancellation wait for it).
 //
-// When Run returns, the handler and everything it started in its process
-// group have been killed, and its temporary directory is removed.
+// When Run returns, the handler and every process it started (whatever
+// session or process group it moved to) have been killed, and its
+// temporary directory is removed.
 func (r *Runner) Run(ctx context.Context, t Task, progress func(Update)) (json.RawMessage, error) {
 	if progress == nil {
 		progress = func(Update) {}
@@ -112,14 +130,19 @@ func (r *Runner) Run(ctx context.Context, t Task, progress func(Update)) (json.R
 		return nil, newError(KindStartFailed, true, err, "handler could not be started")
 	}
 	defer removeTempDir(dir)
+	if r.plan.setUser {
+		if err := os.Chown(dir, r.plan.uid, r.plan.gid); err != nil {
+			return nil, newError(KindStartFailed, true, err, "handler could not be started")
+		}
+	}
 
 	cmd := &exec.Cmd{
 		Path: r.shim,
-		Args: r.shimArgs(),
+		Args: r.shimArgs(dir),
 		Env:  environ(r.passed, t, deadline, dir),
 		Dir:  dir,
 	}
-	p, err := startProcess(cmd, input, newStdoutCapture(r.cfg.maxOutput), newStderrReader(r.cfg.maxOutput, r.redact))
+	p, err := startProcess(cmd, shimAttr(r.plan), input, newStdoutCapture(r.cfg.maxOutput), newStderrReader(r.cfg.maxOutput, r.redact))
 	if err != nil {
 		return nil, newError(KindStartFailed, true, err, "handler could not be started")
 	}
@@ -139,12 +162,13 @@ func (r *Runner) deadline(t Task, now time.Time) (time.Time, bool) {
 	return byTimeout, false
 }
 
-// shimArgs is the shim's command line: marker, limits, error descriptor,
-// then the handler.
-func (r *Runner) shimArgs() []string {
+// shimArgs is the shim's command line: marker, limits, sandbox, the
+// task's directory, error descriptor, then the handler.
+func (r *Runner) shimArgs(dir string) []string {
 	args := []string{r.shim, shimMarker}
 	args = append(args, r.cfg.limits.shimArgs()...)
-	args = append(args, argErrFD+"="+strconv.Itoa(shimErrFD), shimEnd, r.program)
+	args = append(args, r.plan.shimArgs()...)
+	args = append(args, argTempDir+"="+dir, argErrFD+"="+strconv.Itoa(shimErrFD), shimEnd, r.program)
 	return append(args, r.argv...)
 }
 
@@ -175,21 +199,22 @@ func encodeInput(t Task, deadline time.Time) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// supervise passes on updates until the handler's leader exits, stopping
-// the group (SIGTERM, then SIGKILL after the grace) on timeout,
-// cancellation or oversized output. Then it kills what is left of the group
-// and delivers the remaining updates.
+// supervise passes on updates until the shim's first stage exits,
+// stopping the task (SIGTERM, then killing it all after the grace) on
+// timeout, cancellation or oversized output, then delivers the remaining
+// updates. The first stage exits only once the handler and everything it
+// started are dead.
 func (r *Runner) supervise(ctx context.Context, p *process, deadline time.Time, progress func(Update)) stopReason {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	reason := notStopped
-	var grace <-chan time.Time
+	var grace, unanswered <-chan time.Time
 	stop := func(why stopReason) {
 		if reason != notStopped {
 			return
 		}
 		reason = why
-		p.signal(syscall.SIGTERM)
+		p.terminate()
 		grace = time.After(r.cfg.killGrace)
 	}
 
@@ -214,12 +239,14 @@ func (r *Runner) supervise(ctx context.Context, p *process, deadline time.Time, 
 			stop(stoppedOversize)
 		case <-grace:
 			grace = nil
-			p.signal(syscall.SIGKILL)
+			p.kill()
+			unanswered = time.After(killTimeout)
+		case <-unanswered:
+			unanswered = nil
+			p.forceKill()
 		}
 	}
 
-	// The leader is gone; nothing it started may outlive Run.
-	p.signal(syscall.SIGKILL)
 	drain := time.NewTimer(pipeDrainTimeout)
 	defer drain.Stop()
 	stdoutDone := p.out.done

@@ -44,7 +44,8 @@ func TestPythonHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRunner(t, []string{pythonPath(t), script})
+	// The script is outside the handler's sandbox unless allowed.
+	r := newRunner(t, []string{pythonPath(t), script}, withSandbox(subprocess.Sandbox{AllowRead: []string{script}}))
 	var updates []subprocess.Update
 	out, err := r.Run(t.Context(), testTask(), func(u subprocess.Update) { updates = append(updates, u) })
 	if err != nil {
@@ -184,26 +185,22 @@ func TestProgressInOrder(t *testing.T) {
 	}
 }
 
-// stopScript reports its pid and its background child's, then waits.
-const stopScript = `sleep 1000 & echo "pids $$ $!" >&2; wait`
-
-// pidsFrom reads the pids a stopScript handler reported.
-func pidsFrom(u subprocess.Update) []int {
-	var leader, child int
-	if _, err := fmt.Sscanf(u.Message, "pids %d %d", &leader, &child); err != nil {
-		return nil
-	}
-	return []int{leader, child}
+// stopScript starts a child that would sleep for long, says so, and
+// waits. The sleep's argument is the marker that finds the child from
+// here (inside the handler's PID namespace, $! means nothing here).
+func stopScript(marker string) string {
+	return `sleep ` + marker + ` & echo started >&2; wait`
 }
 
 func TestTimeoutKillsGroup(t *testing.T) {
-	// The handler and its child ignore SIGTERM, so only SIGKILL after the
-	// grace ends them.
-	r := newRunner(t, sh(`trap "" TERM; `+stopScript),
+	// The handler and its child ignore SIGTERM, so only the kill after
+	// the grace ends them.
+	marker := newMarker()
+	r := newRunner(t, sh(`trap "" TERM; `+stopScript(marker)),
 		subprocess.WithTimeout(time.Second),
 		subprocess.WithKillGrace(100*time.Millisecond))
-	var pids []int
-	_, err := r.Run(t.Context(), testTask(), func(u subprocess.Update) { pids = append(pids, pidsFrom(u)...) })
+	var updates []subprocess.Update
+	_, err := r.Run(t.Context(), testTask(), func(u subprocess.Update) { updates = append(updates, u) })
 	var e *subprocess.Error
 	if !errors.As(err, &e) || e.Kind != subprocess.KindTimeout || !e.Retryable {
 		t.Fatalf("Run = %v; want a retryable timeout", err)
@@ -211,18 +208,28 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	if e.Message != "handler did not finish within 1s" {
 		t.Errorf("message %q", e.Message)
 	}
-	if len(pids) != 2 {
-		t.Fatalf("handler reported pids %v", pids)
+	checkStartedAndGone(t, updates, marker)
+}
+
+// checkStartedAndGone checks that the handler said its child started,
+// and that the child is gone now that Run returned.
+func checkStartedAndGone(t *testing.T, updates []subprocess.Update, marker string) {
+	t.Helper()
+	if len(updates) == 0 || updates[0].Message != "started" {
+		t.Fatalf("updates %s; want the handler's \"started\"", showUpdates(updates))
 	}
-	waitGone(t, pids...)
+	if pids := markedProcesses(marker); len(pids) > 0 {
+		t.Errorf("after Run, processes %v (sleep %s) still run", pids, marker)
+	}
 }
 
 func TestTaskDeadline(t *testing.T) {
-	r := newRunner(t, sh(stopScript), subprocess.WithTimeout(time.Hour))
+	marker := newMarker()
+	r := newRunner(t, sh(stopScript(marker)), subprocess.WithTimeout(time.Hour))
 	task := testTask()
 	task.Deadline = time.Now().Add(time.Second)
-	var pids []int
-	_, err := r.Run(t.Context(), task, func(u subprocess.Update) { pids = append(pids, pidsFrom(u)...) })
+	var updates []subprocess.Update
+	_, err := r.Run(t.Context(), task, func(u subprocess.Update) { updates = append(updates, u) })
 	var e *subprocess.Error
 	if !errors.As(err, &e) || e.Kind != subprocess.KindTimeout {
 		t.Fatalf("Run = %v; want a timeout", err)
@@ -230,10 +237,7 @@ func TestTaskDeadline(t *testing.T) {
 	if e.Message != "handler did not finish before the task's deadline" {
 		t.Errorf("message %q", e.Message)
 	}
-	if len(pids) != 2 {
-		t.Fatalf("handler reported pids %v", pids)
-	}
-	waitGone(t, pids...)
+	checkStartedAndGone(t, updates, marker)
 
 	task.Deadline = time.Now().Add(-time.Second)
 	_, err = r.Run(t.Context(), task, nil)
@@ -243,12 +247,13 @@ func TestTaskDeadline(t *testing.T) {
 }
 
 func TestCancelKillsGroup(t *testing.T) {
-	r := newRunner(t, sh(stopScript))
+	marker := newMarker()
+	r := newRunner(t, sh(stopScript(marker)))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var pids []int
+	var updates []subprocess.Update
 	_, err := r.Run(ctx, testTask(), func(u subprocess.Update) {
-		pids = append(pids, pidsFrom(u)...)
+		updates = append(updates, u)
 		cancel() // the handler is running and has a child
 	})
 	var e *subprocess.Error
@@ -258,10 +263,7 @@ func TestCancelKillsGroup(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v does not match context.Canceled", err)
 	}
-	if len(pids) != 2 {
-		t.Fatalf("handler reported pids %v", pids)
-	}
-	waitGone(t, pids...)
+	checkStartedAndGone(t, updates, marker)
 
 	_, err = r.Run(ctx, testTask(), nil)
 	if !errors.As(err, &e) || e.Kind != subprocess.KindCancelled {
@@ -271,15 +273,13 @@ func TestCancelKillsGroup(t *testing.T) {
 
 func TestLeftoversKilledAfterSuccess(t *testing.T) {
 	// The handler succeeds but leaves a child behind, holding stderr.
-	r := newRunner(t, sh(`sleep 1000 & echo "pids $$ $!" >&2; echo '{}'`))
-	var pids []int
-	if _, err := r.Run(t.Context(), testTask(), func(u subprocess.Update) { pids = append(pids, pidsFrom(u)...) }); err != nil {
+	marker := newMarker()
+	r := newRunner(t, sh(`sleep `+marker+` & echo started >&2; echo '{}'`))
+	var updates []subprocess.Update
+	if _, err := r.Run(t.Context(), testTask(), func(u subprocess.Update) { updates = append(updates, u) }); err != nil {
 		t.Fatal(err)
 	}
-	if len(pids) != 2 {
-		t.Fatalf("handler reported pids %v", pids)
-	}
-	waitGone(t, pids...)
+	checkStartedAndGone(t, updates, marker)
 }
 
 func TestFailedHandler(t *testing.T) {
