@@ -100,9 +100,10 @@
 // letter they look like. So "pаssword" with a Cyrillic а, "ｐａｓｓｗｏｒｄ"
 // and "pass\u200bword" are all "password".
 //
-// The rules are compiled on the first review in a process (tens to
-// hundreds of milliseconds); a review of 4 KiB of code then takes about
-// 10 ms (BenchmarkReview4KiB), and time grows with the text's length.
+// The rules are compiled on the first review in a process (some 50 ms,
+// BenchmarkNewSecretDetector); a review of 4 KiB of code then takes about
+// 10 ms (BenchmarkReview4KiB), and time grows in proportion to the text's
+// length: a review ends at its task's deadline.
 //
 // # Unsafe code on request
 //

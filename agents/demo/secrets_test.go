@@ -1,12 +1,16 @@
 package demo_test
 
 import (
+	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/equilateral-agents/equilateral/agents/demo"
 )
@@ -189,4 +193,22 @@ func TestReviewerSharesItsRulesAcrossGoroutines(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestReviewerCutShortIsAnErrorNotAnApproval: a review whose deadline
+// passes while gitleaks scans a large output is an error; part of a scan
+// approves nothing.
+func TestReviewerCutShortIsAnErrorNotAnApproval(t *testing.T) {
+	big := strings.Repeat("func f() error { return nil } // password reset\n", 8000) // ~380 KiB
+	input, err := json.Marshal(map[string]string{"code": big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer, _ := demo.Lookup("review")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	out, err := reviewer.Run(ctx, input)
+	if !errors.Is(err, context.DeadlineExceeded) || out != nil {
+		t.Fatalf("got %v, %v; want no verdict and the deadline's error", out, err)
+	}
 }
