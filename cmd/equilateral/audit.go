@@ -124,10 +124,13 @@ make sense live. Keys come from the data dir, including keys that were
 rotated out or revoked since, so old records still verify.
 
 Each record ends up as one of:
-  verified                       the event verifies
-  refused, invalid as recorded   the orchestrator refused the event because it was
-                                 unsigned, badly signed, signed by an unknown key or
-                                 for another source, malformed or too large; it
+  verified                       the event verifies (a refusal's record is the
+                                 orchestrator's signed account of the refused
+                                 message, so it verifies too)
+  refused, invalid as recorded   in records written by older versions, which kept
+                                 the refused message itself: it was unsigned,
+                                 badly signed, signed by an unknown key or for
+                                 another source, malformed or too large, and it
                                  still fails, as the record says
   without an event               a decision the orchestrator took on its own
                                  (a timeout, a retry, a flow step): nothing signed
