@@ -16,4 +16,10 @@ var (
 	ErrInvalidLimits   = errors.New("auth: invalid limits")
 	ErrPushRefused     = errors.New("auth: server refused the update")
 	ErrLocked          = errors.New("auth: data dir is busy")
+	// ErrJetStreamCapacity: a tenant's JetStream limits do not fit in
+	// what the server has left (see CapacityError).
+	ErrJetStreamCapacity = errors.New("auth: JetStream limits do not fit on the server")
+	// ErrJetStreamUnavailable: the server did not enable JetStream for a
+	// new tenant; the tenant was not created.
+	ErrJetStreamUnavailable = errors.New("auth: the server did not enable JetStream for the tenant")
 )

@@ -21,6 +21,7 @@ func (l layout) systemCreds() string     { return filepath.Join(l.systemDir(), "
 func (l layout) tenantsDir() string      { return filepath.Join(l.root, "tenants") }
 func (l layout) credsDir() string        { return filepath.Join(l.root, "creds") }
 func (l layout) keyJournal() string      { return filepath.Join(l.root, "keys.journal") }
+func (l layout) reservations() string    { return filepath.Join(l.root, "jetstream-reservations.json") }
 
 func (l layout) tenantDir(tenant string) string { return filepath.Join(l.tenantsDir(), tenant) }
 func (l layout) tenantCredsDir(tenant string) string {

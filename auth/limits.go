@@ -26,10 +26,28 @@ type Limits struct {
 // DefaultMaxPayload is NATS's own default message size limit.
 const DefaultMaxPayload = 1 << 20
 
-// DefaultLimits has JetStream on and everything else bounded only by the
-// server. JetStream sizes stay unlimited by default on purpose: a single
-// server reserves the sum of all tenants' finite JetStream limits against
-// its own storage, so a finite default would cap the number of tenants.
+// Default JetStream limits of a tenant. Every tenant gets finite ones, so
+// that one tenant can never fill the storage others need: a tenant at its
+// limit has its own writes refused ("resource limits exceeded for
+// account"), and every other tenant is served as before. The orchestrator
+// keeps about six streams per tenant (tasks, idempotency keys, live agents
+// in memory, replay window, audit, index), and every task list, agent list
+// or watch holds an ephemeral consumer while it runs.
+const (
+	DefaultJSDisk      = 1 << 30   // 1 GiB of file storage
+	DefaultJSMemory    = 256 << 20 // 256 MiB of memory storage
+	DefaultJSStreams   = 32
+	DefaultJSConsumers = 1024
+)
+
+// DefaultLimits has JetStream on with the Default JS limits above, and
+// connections, subscriptions and data bounded only by the server.
+//
+// A single server reserves the sum of its accounts' finite JetStream
+// limits against its own JetStream storage and memory (max_file_store,
+// max_memory_store; by default 75% of the free disk and of the memory),
+// so the defaults bound how many tenants one server holds: CreateTenant
+// checks that the new tenant's limits fit and says what is left if not.
 func DefaultLimits() Limits {
 	return Limits{
 		Connections:   Unlimited,
@@ -37,10 +55,10 @@ func DefaultLimits() Limits {
 		MaxPayload:    DefaultMaxPayload,
 		Data:          Unlimited,
 		JetStream:     true,
-		JSMemory:      Unlimited,
-		JSDisk:        Unlimited,
-		JSStreams:     Unlimited,
-		JSConsumers:   Unlimited,
+		JSMemory:      DefaultJSMemory,
+		JSDisk:        DefaultJSDisk,
+		JSStreams:     DefaultJSStreams,
+		JSConsumers:   DefaultJSConsumers,
 	}
 }
 

@@ -23,16 +23,29 @@ const (
 	scaleAgentsPerTenant = 10
 )
 
+// scaleLimits are default limits with JetStream sized so that a thousand
+// tenants fit on one server of a small box (4 GiB of memory and 16 GiB of
+// disk reserved in all): a server reserves the sum of its tenants'
+// JetStream limits, and the default 256 MiB/1 GiB would stop at a few
+// dozen tenants here.
+func scaleLimits() auth.Limits {
+	l := auth.DefaultLimits()
+	l.JSMemory, l.JSDisk = 4<<20, 16<<20
+	return l
+}
+
 // BenchmarkCreateTenants creates 1,000 tenants with 10 agents each (a0..a9,
 // one capability each) against a running server, live through one system
 // connection. Each iteration gets a fresh data dir and server.
 //
-// Creating a tenant only stores its JWT in the full resolver's directory:
-// the server loads an account when a user of it first connects. So the
-// server's memory is read twice: right after the creates (server-RSS-MiB)
-// and after each tenant's orchestrator has connected once and stayed
-// connected (loaded-RSS-MiB), which loads all 1,000 accounts. HWM is the
-// peak over the whole run.
+// Creating a tenant stores its JWT in the full resolver's directory, and
+// the JetStream check (CheckJetStream) connects its orchestrator once,
+// which loads the account and enables its JetStream. The server's memory
+// is read twice: right after the creates (server-RSS-MiB) and with each
+// tenant's orchestrator connected and staying connected (loaded-RSS-MiB).
+// ms/js-check is the part of ms/tenant spent in the JetStream checks
+// (the server's capacity before, the orchestrator's account info after).
+// HWM is the peak over the whole run.
 //
 // Metrics (per iteration): total-s, tenants/s and agents/s for the creates
 // alone; ms/tenant, the mean CreateTenant call; ms/agent, the mean cost of
@@ -45,8 +58,8 @@ func BenchmarkCreateTenants(b *testing.B) {
 	b.ResetTimer() // not the build
 	ctx := context.Background()
 	var (
-		elapsed, tenantTime, agentTime, loadTime, pushTime time.Duration
-		rss, loadedRSS, hwm, startRSS                      float64
+		elapsed, tenantTime, agentTime, loadTime, pushTime, checkTime time.Duration
+		rss, loadedRSS, hwm, startRSS                                 float64
 	)
 	for iter := 0; iter < b.N; iter++ {
 		b.StopTimer()
@@ -63,7 +76,7 @@ func BenchmarkCreateTenants(b *testing.B) {
 		for ti := 0; ti < scaleTenants; ti++ {
 			tenant := fmt.Sprintf("t%04d", ti)
 			t0 := time.Now()
-			if _, err := store.CreateTenant(ctx, tenant, auth.DefaultLimits(), pub); err != nil {
+			if _, err := store.CreateTenant(ctx, tenant, scaleLimits(), pub); err != nil {
 				b.Fatalf("create tenant %s: %v", tenant, err)
 			}
 			t1 := time.Now()
@@ -86,6 +99,7 @@ func BenchmarkCreateTenants(b *testing.B) {
 		elapsed += time.Since(start)
 		b.StopTimer()
 		pushTime += pub.took
+		checkTime += pub.checkTook
 		rss += mustProcMiB(b, srv.Pid(), "VmRSS")
 
 		// Load every account: one orchestrator connection per tenant.
@@ -127,6 +141,7 @@ func BenchmarkCreateTenants(b *testing.B) {
 	b.ReportMetric(float64(tenantTime.Microseconds())/1000/(scaleTenants*n), "ms/tenant")
 	b.ReportMetric(float64(agentTime.Microseconds())/1000/(agents*n), "ms/agent")
 	b.ReportMetric(float64(pushTime.Microseconds())/1000/(scaleTenants*n), "ms/push")
+	b.ReportMetric(float64(checkTime.Microseconds())/1000/(scaleTenants*n), "ms/js-check")
 	b.ReportMetric(startRSS/n, "server-start-RSS-MiB")
 	b.ReportMetric(rss/n, "server-RSS-MiB")
 	b.ReportMetric(loadedRSS/n, "loaded-RSS-MiB")
@@ -138,13 +153,28 @@ func BenchmarkCreateTenants(b *testing.B) {
 // (one $SYS.REQ.CLAIMS.UPDATE round trip per tenant).
 type timedPublisher struct {
 	auth.Publisher
-	took time.Duration
+	took      time.Duration
+	checkTook time.Duration
 }
 
 func (p *timedPublisher) UpdateAccount(ctx context.Context, accountJWT string) error {
 	start := time.Now()
 	defer func() { p.took += time.Since(start) }()
 	return p.Publisher.UpdateAccount(ctx, accountJWT)
+}
+
+// The JetStream checks go through as they would without the timer, and
+// are timed apart (checkTook).
+func (p *timedPublisher) JetStreamCapacity(ctx context.Context) (auth.JetStreamCapacity, error) {
+	start := time.Now()
+	defer func() { p.checkTook += time.Since(start) }()
+	return p.Publisher.(auth.JetStreamChecker).JetStreamCapacity(ctx)
+}
+
+func (p *timedPublisher) CheckJetStream(ctx context.Context, creds []byte, inboxPrefix string) error {
+	start := time.Now()
+	defer func() { p.checkTook += time.Since(start) }()
+	return p.Publisher.(auth.JetStreamChecker).CheckJetStream(ctx, creds, inboxPrefix)
 }
 
 func mustProcMiB(tb testing.TB, pid int, field string) float64 {
@@ -178,7 +208,7 @@ func BenchmarkCreateTenant(b *testing.B) {
 	env := natstest.Start(b)
 	ctx := context.Background()
 	for i := 0; b.Loop(); i++ {
-		if _, err := env.Store.CreateTenant(ctx, fmt.Sprintf("t%d", i), auth.DefaultLimits(), env.Publisher); err != nil {
+		if _, err := env.Store.CreateTenant(ctx, fmt.Sprintf("t%d", i), scaleLimits(), env.Publisher); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -19,6 +19,10 @@ type serverConfig struct {
 	SystemJWT     string
 	ResolverDir   string
 	JetStreamDir  string
+	// JetStream capacity in bytes; 0 leaves nats-server's own default (75%
+	// of the memory, 75% of the free disk when it starts).
+	MaxMemoryStore int64
+	MaxFileStore   int64
 }
 
 func (c serverConfig) render() []byte {
@@ -40,8 +44,18 @@ func (c serverConfig) render() []byte {
 	fmt.Fprintf(&b, "resolver_preload: {\n")
 	fmt.Fprintf(&b, "  %s: %s\n", c.SystemAccount, q(c.SystemJWT))
 	fmt.Fprintf(&b, "}\n\n")
+	fmt.Fprintf(&b, "# Every tenant has finite JetStream limits; this server reserves their sum\n")
+	fmt.Fprintf(&b, "# against max_file_store and max_memory_store (default: 75%% of the free\n")
+	fmt.Fprintf(&b, "# disk and of the memory), and `tenant create` refuses a tenant that does\n")
+	fmt.Fprintf(&b, "# not fit. Set them to hold more or fewer tenants.\n")
 	fmt.Fprintf(&b, "jetstream: {\n")
 	fmt.Fprintf(&b, "  store_dir: %s\n", q(c.JetStreamDir))
+	if c.MaxMemoryStore > 0 {
+		fmt.Fprintf(&b, "  max_memory_store: %d\n", c.MaxMemoryStore)
+	}
+	if c.MaxFileStore > 0 {
+		fmt.Fprintf(&b, "  max_file_store: %d\n", c.MaxFileStore)
+	}
 	fmt.Fprintf(&b, "}\n")
 	return b.Bytes()
 }

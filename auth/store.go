@@ -139,14 +139,16 @@ func writeDataDir(l layout, finalRoot string, cfg initConfig) error {
 	}
 	final := layout{root: finalRoot}
 	conf := serverConfig{
-		ServerName:    cfg.serverName,
-		Host:          cfg.host,
-		Port:          cfg.port,
-		OperatorJWT:   final.operatorJWT(),
-		SystemAccount: publicKey(sysKP),
-		SystemJWT:     sysJWT,
-		ResolverDir:   final.resolverDir(),
-		JetStreamDir:  final.jetStreamDir(),
+		ServerName:     cfg.serverName,
+		Host:           cfg.host,
+		Port:           cfg.port,
+		OperatorJWT:    final.operatorJWT(),
+		SystemAccount:  publicKey(sysKP),
+		SystemJWT:      sysJWT,
+		ResolverDir:    final.resolverDir(),
+		JetStreamDir:   final.jetStreamDir(),
+		MaxMemoryStore: cfg.jsMemory,
+		MaxFileStore:   cfg.jsStore,
 	}
 	if err := writeFileAtomic(l.serverConfig(), conf.render(), secretPerm); err != nil {
 		return fmt.Errorf("auth: write server config: %w", err)
@@ -220,6 +222,8 @@ type initConfig struct {
 	serverName   string
 	host         string
 	port         int
+	jsMemory     int64
+	jsStore      int64
 }
 
 type initOptionFunc func(*initConfig)
@@ -235,6 +239,14 @@ func WithListen(host string, port int) InitOption {
 // WithServerName sets the server_name in the generated config.
 func WithServerName(name string) InitOption {
 	return initOptionFunc(func(c *initConfig) { c.serverName = name })
+}
+
+// WithJetStreamCapacity sets the generated server's JetStream memory and
+// file storage in bytes (max_memory_store, max_file_store): the sum of the
+// tenants' JetStream limits must fit in them. Zero leaves nats-server's
+// default, 75% of the memory and of the free disk when it starts.
+func WithJetStreamCapacity(memory, store int64) InitOption {
+	return initOptionFunc(func(c *initConfig) { c.jsMemory, c.jsStore = memory, store })
 }
 
 func newInitConfig(opts []InitOption) initConfig {

@@ -29,6 +29,13 @@ type Tenant struct {
 // role and an orchestrator user, and publishes the account before anything
 // is recorded: if the server refuses, nothing stays on disk. The
 // orchestrator's creds go to DefaultCredsFile(name, "orchestrator").
+//
+// With JetStream on and a publisher that is a JetStreamChecker (one that
+// reaches running servers), the limits are first checked against what
+// the server has left (a CapacityError if they do not fit), and after the
+// account is published JetStream is confirmed to work for it as its
+// orchestrator: if it does not, the account is deleted again and the
+// error wraps ErrJetStreamUnavailable.
 func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pub Publisher) (Tenant, error) {
 	if err := protocol.ValidateName("tenant", name); err != nil {
 		return Tenant{}, err
@@ -45,6 +52,19 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 	final := s.layout.tenantDir(name)
 	if _, err := os.Stat(final); err == nil {
 		return Tenant{}, fmt.Errorf("%w: %s", ErrTenantExists, name)
+	}
+	checker, _ := pub.(JetStreamChecker)
+	if !limits.JetStream {
+		checker = nil
+	}
+	if checker != nil {
+		// A server that cannot report its capacity still gets the check
+		// after the publish, which is the one that decides.
+		if c, err := checker.JetStreamCapacity(ctx); err == nil {
+			if err := s.fitJetStream(name, limits, c); err != nil {
+				return Tenant{}, err
+			}
+		}
 	}
 
 	accountKP, _, err := newKey(nkeys.CreateAccount)
@@ -103,6 +123,11 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 	if err := pub.UpdateAccount(ctx, accountJWT); err != nil {
 		return Tenant{}, fmt.Errorf("auth: publish tenant %s: %w", name, err)
 	}
+	if checker != nil {
+		if err := checker.CheckJetStream(ctx, creds, protocol.InboxPrefix(orch.Name)); err != nil {
+			return Tenant{}, s.undoTenant(ctx, name, tenant.AccountKey, limits, pub, checker, err)
+		}
+	}
 	// Creds from an earlier tenant of the same name are dead: replace them.
 	credsDir := s.layout.tenantCredsDir(name)
 	if err := os.RemoveAll(credsDir); err != nil {
@@ -115,7 +140,31 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 		os.RemoveAll(credsDir)
 		return Tenant{}, fmt.Errorf("auth: record tenant %s: %w", name, err)
 	}
+	s.noteReservation(name, &limits)
 	return tenant, syncFS(final)
+}
+
+// undoTenant deletes an account the server would not enable JetStream
+// for, and says why it was refused: the limit that does not fit and what
+// the server has left, when that is the reason.
+func (s *Store) undoTenant(ctx context.Context, name, accountKey string, limits Limits, pub Publisher, checker JetStreamChecker, cause error) error {
+	err := fmt.Errorf("%w: %s: %w; the tenant was not created", ErrJetStreamUnavailable, name, cause)
+	if c, cerr := checker.JetStreamCapacity(ctx); cerr == nil {
+		if fit := s.fitJetStream(name, limits, c); fit != nil {
+			err = fmt.Errorf("%w: %s: %w (server: %v); the tenant was not created", ErrJetStreamUnavailable, name, fit, cause)
+		} else {
+			err = fmt.Errorf("%w (the server has %s of JetStream storage and %s of memory, accounts outside this data dir may hold the rest)",
+				err, FormatSize(c.MaxStore), FormatSize(c.MaxMemory))
+		}
+	}
+	request, rerr := s.deleteRequest(accountKey)
+	if rerr == nil {
+		rerr = pub.DeleteAccount(ctx, request)
+	}
+	if rerr != nil {
+		return errors.Join(err, fmt.Errorf("auth: delete the unusable account %s again: %w", accountKey, rerr))
+	}
+	return err
 }
 
 // Tenant returns one tenant.
@@ -193,6 +242,7 @@ func (s *Store) DeleteTenant(ctx context.Context, name string, pub Publisher) er
 	if err := os.Rename(dir, filepath.Join(trash, name)); err != nil {
 		return fmt.Errorf("auth: remove tenant %s: %w", name, err)
 	}
+	s.noteReservation(name, nil)
 	return errors.Join(s.journalKeyChange(KeyChange{Tenant: name}),
 		os.RemoveAll(trash), os.RemoveAll(s.layout.tenantCredsDir(name)), syncFS(s.layout.root))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -39,6 +40,14 @@ role (agent, client, orchestrator) whose template is that role's ACL, and an
 orchestrator user whose creds go to DIR/creds/<tenant>/orchestrator.creds.
 The account is published live ($SYS.REQ.CLAIMS.UPDATE); no restart.
 
+Every tenant has finite JetStream limits (--max-storage 1GiB, --max-memory
+256MiB, --max-streams 32, --max-consumers 1024 unless given), so a tenant
+that fills its storage is refused on its own writes and no other tenant is
+affected. A server reserves the sum of its tenants' JetStream limits against
+its own (max_file_store, max_memory_store in its config): create refuses a
+tenant whose limits do not fit, says what is left, and checks that JetStream
+works for the new tenant before it returns (not with --offline).
+
 NAME is a single subject token: [a-z0-9][a-z0-9_-]{0,63}.
 Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 		Args: exactlyOneName,
@@ -62,13 +71,17 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 			defer release()
 			tenant, err := store.CreateTenant(ctx, args[0], limits, pub)
 			if err != nil {
-				return err
+				return withCapacityHint(err)
 			}
 			if flags.json {
 				return printJSON(cmd, tenant)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "tenant %s created (account %s)\norchestrator creds %s\n",
 				tenant.Name, tenant.AccountKey, store.DefaultCredsFile(tenant.Name, auth.OrchestratorName))
+			if l := tenant.Limits; l.JetStream {
+				fmt.Fprintf(cmd.OutOrStdout(), "JetStream: storage %s, memory %s, %s streams, %s consumers\n",
+					auth.FormatSize(l.JSDisk), auth.FormatSize(l.JSMemory), limitString(l.JSStreams), limitString(l.JSConsumers))
+			}
 			return nil
 		},
 	}
@@ -76,14 +89,67 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 	f := cmd.Flags()
 	f.Int64Var(&connections, "max-connections", auth.Unlimited, "active connections")
 	f.Int64Var(&subs, "max-subscriptions", auth.Unlimited, "subscriptions")
-	f.Var(sizeValue{&limits.MaxPayload}, "max-payload", "largest message (default 1MiB)")
-	f.Var(sizeValue{&limits.Data}, "max-data", "bytes in flight per connection (default unlimited)")
+	f.Var(limitSize{&limits.MaxPayload}, "max-payload", "largest message")
+	f.Var(limitSize{&limits.Data}, "max-data", "bytes in flight per connection")
 	f.BoolVar(&noJetStream, "no-jetstream", false, "disable JetStream for the tenant (the orchestrator needs it)")
-	f.Var(sizeValue{&limits.JSMemory}, "js-memory", "JetStream memory storage (default unlimited)")
-	f.Var(sizeValue{&limits.JSDisk}, "js-disk", "JetStream disk storage (default unlimited)")
-	f.Int64Var(&streams, "js-streams", auth.Unlimited, "JetStream streams")
-	f.Int64Var(&consumers, "js-consumers", auth.Unlimited, "JetStream consumers")
+	f.Var(limitSize{&limits.JSDisk}, "max-storage", "JetStream file storage")
+	f.Var(limitSize{&limits.JSMemory}, "max-memory", "JetStream memory storage")
+	f.Int64Var(&streams, "max-streams", auth.DefaultJSStreams, "JetStream streams")
+	f.Int64Var(&consumers, "max-consumers", auth.DefaultJSConsumers, "JetStream consumers")
+	// The names before the finite defaults, kept working.
+	f.Var(limitSize{&limits.JSDisk}, "js-disk", "JetStream file storage")
+	f.Var(limitSize{&limits.JSMemory}, "js-memory", "JetStream memory storage")
+	f.Int64Var(&streams, "js-streams", auth.DefaultJSStreams, "JetStream streams")
+	f.Int64Var(&consumers, "js-consumers", auth.DefaultJSConsumers, "JetStream consumers")
+	for old, name := range map[string]string{"js-disk": "max-storage", "js-memory": "max-memory", "js-streams": "max-streams", "js-consumers": "max-consumers"} {
+		f.MarkDeprecated(old, "use --"+name)
+	}
 	return cmd
+}
+
+// limitSize is a size flag whose default shows as it would be typed
+// (1GiB, unlimited).
+type limitSize struct{ n *int64 }
+
+func (v limitSize) String() string {
+	if v.n == nil {
+		return ""
+	}
+	return auth.FormatSize(*v.n)
+}
+
+func (v limitSize) Set(s string) error { return sizeValue{v.n}.Set(s) }
+func (v limitSize) Type() string       { return "size" }
+
+// withCapacityHint adds to a tenant create refused for JetStream capacity
+// what the operator can do about each limit that did not fit.
+func withCapacityHint(err error) error {
+	var hints []string
+	var walk func(error)
+	walk = func(e error) {
+		if ce, ok := e.(*auth.CapacityError); ok {
+			flag := "--max-storage"
+			if ce.Resource == "memory" {
+				flag = "--max-memory"
+			}
+			hints = append(hints, fmt.Sprintf("lower %s to at most %s, or raise %s in the server's config and restart it",
+				flag, auth.FormatSize(max(ce.Left, 0)), ce.ConfigKey()))
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	if len(hints) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w\n(%s)", err, strings.Join(hints, "; "))
 }
 
 func newTenantListCommand() *cobra.Command {
@@ -108,14 +174,16 @@ func newTenantListCommand() *cobra.Command {
 				return printJSON(cmd, tenants)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "TENANT\tACCOUNT\tCONNECTIONS\tMAX PAYLOAD\tJETSTREAM\tCREATED")
+			fmt.Fprintln(w, "TENANT\tACCOUNT\tCONNECTIONS\tMAX PAYLOAD\tJS STORAGE\tJS MEMORY\tSTREAMS\tCONSUMERS\tCREATED")
 			for _, t := range tenants {
-				js := "off"
-				if t.Limits.JetStream {
-					js = "disk " + limitString(t.Limits.JSDisk) + ", mem " + limitString(t.Limits.JSMemory)
+				l := t.Limits
+				storage, memory, streams, consumers := "off", "off", "-", "-"
+				if l.JetStream {
+					storage, memory = auth.FormatSize(l.JSDisk), auth.FormatSize(l.JSMemory)
+					streams, consumers = limitString(l.JSStreams), limitString(l.JSConsumers)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.AccountKey, limitString(t.Limits.Connections),
-					limitString(t.Limits.MaxPayload), js, t.CreatedAt.Format("2006-01-02 15:04:05Z"))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.AccountKey, limitString(l.Connections),
+					limitString(l.MaxPayload), storage, memory, streams, consumers, t.CreatedAt.Format("2006-01-02 15:04:05Z"))
 			}
 			return w.Flush()
 		},
