@@ -29,6 +29,8 @@
 //	DIR/creds/<t>/<name>.creds       creds handed to principals      0600
 //	DIR/resolver/                    the local server's account store
 //	DIR/jetstream/                   the local server's JetStream store
+//	DIR/keys.journal                 revocations, rotations, tenant deletes (append-only)
+//	DIR/jetstream-reservations.json  each tenant's JetStream limits, for capacity checks
 //
 // Every file is written through a temporary file and a rename; directories
 // are 0700. User seeds are never kept in the data dir beyond the creds
@@ -41,6 +43,22 @@
 // servers over $SYS.REQ.CLAIMS.UPDATE (DELETE), ResolverDirPublisher writes
 // it for a stopped local server. A refused change leaves the data dir as it
 // was. Revocation closes the user's live connections at once.
+//
+// # Keys bite at once
+//
+// Revoke, Rotate and DeleteTenant append the change to DIR/keys.journal
+// before they return. A process that caches keys follows it with a
+// KeyJournal: one fstat per lookup tells whether anything changed (see
+// bus.StoreKeys).
+//
+// # JetStream limits
+//
+// Every tenant has finite JetStream limits (DefaultLimits). A server on its
+// own reserves the sum of its accounts' limits against its capacity and
+// gives an account that does not fit no JetStream at all, so CreateTenant,
+// with a JetStreamChecker publisher, refuses limits that do not fit
+// (CapacityError) and confirms JetStream works for the new tenant
+// (ErrJetStreamUnavailable otherwise).
 //
 // # Concurrency
 //
