@@ -237,3 +237,11 @@ func (h *harness) auditRecords(tenant string) []auditSummary {
 	}
 	return out
 }
+
+// auditRecordsPaced is auditRecords for polling: each read makes a
+// consumer, and a tenant has a bounded number of them, so polls are
+// spaced out.
+func (h *harness) auditRecordsPaced(tenant string) []auditSummary {
+	time.Sleep(200 * time.Millisecond)
+	return h.auditRecords(tenant)
+}

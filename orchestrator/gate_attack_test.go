@@ -90,7 +90,7 @@ func TestOnlyTheCapabilityHolderClaimsAndOnlyTheClaimantReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.Eventually(t, 10*time.Second, func() bool {
-		records := h.auditRecords("acme")
+		records := h.auditRecordsPaced("acme")
 		refused := func(sender string) bool {
 			return slices.ContainsFunc(records, func(r auditSummary) bool {
 				return r.decision == protocol.DecisionRefused && r.reason == "forbidden" && r.sender == sender

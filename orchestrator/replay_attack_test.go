@@ -72,7 +72,7 @@ func TestSignedGetCannotBeReplayedAsCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.Eventually(t, 10*time.Second, func() bool {
-		return slices.ContainsFunc(h.auditRecords("acme"), func(r auditSummary) bool {
+		return slices.ContainsFunc(h.auditRecordsPaced("acme"), func(r auditSummary) bool {
 			return r.decision == protocol.DecisionRefused && r.reason == "malformed" && r.sender == "victim"
 		})
 	}, "the get replayed as a cancel was not refused")

@@ -67,7 +67,7 @@ func TestRefusalsGoOnlyToTheSendersInbox(t *testing.T) {
 	// The signed submits went through intake's lanes: wait until each
 	// decision is on record.
 	natstest.Eventually(t, 10*time.Second, func() bool {
-		return slices.ContainsFunc(h.auditRecords("acme"), func(r auditSummary) bool {
+		return slices.ContainsFunc(h.auditRecordsPaced("acme"), func(r auditSummary) bool {
 			return r.decision == protocol.DecisionRefused && r.reason == "forbidden" && r.sender == "mallory"
 		})
 	}, "the signed submits with foreign reply subjects were not refused")
