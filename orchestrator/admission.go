@@ -49,8 +49,8 @@ func (t *tenant) boundTypes(h bus.HandlerFunc) bus.HandlerFunc {
 // one client cannot spend the whole tenant's rate; the tenant's own bound
 // (TenantPolicy.RatePerSecond) applies to submissions on top.
 const (
-	DefaultPrincipalRate  = 500.0
-	DefaultPrincipalBurst = 1000
+	DefaultPrincipalRate  = 1000.0
+	DefaultPrincipalBurst = 2000
 )
 
 // principalLimiters holds one token bucket per principal.
