@@ -16,7 +16,6 @@ import (
 	"github.com/equilateral-agents/equilateral/audit"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/internal/agenttest"
-	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -102,16 +101,22 @@ func (h *harness) js(tenant string) jetstream.JetStream {
 	return js
 }
 
+// tasksBucket is tenant's EQ_TASKS, read as its orchestrator.
+func (h *harness) tasksBucket(ctx context.Context, tenant string) jetstream.KeyValue {
+	h.t.Helper()
+	kv, err := h.js(tenant).KeyValue(ctx, "EQ_TASKS")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return kv
+}
+
 // taskEntry is a task's raw record: its value and revision.
 func (h *harness) taskEntry(tenant, id string) jetstream.KeyValueEntry {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kv, err := h.js(tenant).KeyValue(ctx, "EQ_TASKS")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	entry, err := kv.Get(ctx, id)
+	entry, err := h.tasksBucket(ctx, tenant).Get(ctx, id)
 	if err != nil {
 		h.t.Fatalf("task %s: %v", id, err)
 	}
@@ -123,11 +128,7 @@ func (h *harness) taskKeys(tenant string) []string {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kv, err := h.js(tenant).KeyValue(ctx, "EQ_TASKS")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	lister, err := kv.ListKeys(ctx)
+	lister, err := h.tasksBucket(ctx, tenant).ListKeys(ctx)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -179,16 +180,7 @@ func (h *harness) auditBytes(tenant string) uint64 {
 // orchestrator starts.
 func newAttackHarness(t *testing.T, opts ...orchestrator.Option) *harness {
 	t.Helper()
-	env := natstest.Start(t)
-	env.Tenant(t, "acme")
-	env.Tenant(t, "globex")
-	keys, err := bus.NewStoreKeys(env.Store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, env: env, keys: keys}
-	h.startOrchestrator(opts...)
-	return h
+	return newHarnessOf(t, []string{"acme", "globex"}, opts...)
 }
 
 var globexWorkers atomic.Int64

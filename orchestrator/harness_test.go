@@ -41,8 +41,17 @@ func fastPolicy() orchestrator.RetryPolicy {
 
 func newHarness(t *testing.T, opts ...orchestrator.Option) *harness {
 	t.Helper()
+	return newHarnessOf(t, []string{"acme"}, opts...)
+}
+
+// newHarnessOf is a harness whose tenants exist before the orchestrator
+// starts.
+func newHarnessOf(t *testing.T, tenants []string, opts ...orchestrator.Option) *harness {
+	t.Helper()
 	env := natstest.Start(t)
-	env.Tenant(t, "acme")
+	for _, name := range tenants {
+		env.Tenant(t, name)
+	}
 	keys, err := bus.NewStoreKeys(env.Store)
 	if err != nil {
 		t.Fatal(err)
