@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], handlerPrefix) {
 		os.Exit(testHandler(strings.TrimPrefix(os.Args[1], handlerPrefix), os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeAgentBinary()
+	os.Exit(code)
 }
 
 const handlerPrefix = "test-handler-"
