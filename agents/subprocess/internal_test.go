@@ -2,6 +2,10 @@ package subprocess
 
 import (
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -157,5 +161,112 @@ func TestShimArgsRoundTrip(t *testing.T) {
 		if _, err := parseShimArgs(bad); err == nil {
 			t.Errorf("parseShimArgs(%q) accepted", bad)
 		}
+	}
+}
+
+func TestNewPlanRefusesWhatItCannotProvide(t *testing.T) {
+	full := Support{LandlockABI: 7, Namespaces: true, FreshProc: true}
+	tests := []struct {
+		name    string
+		sandbox Sandbox
+		support Support
+		refused string // in the error; "" = accepted
+	}{
+		{"strictest", Sandbox{}, full, ""},
+		{"no Landlock", Sandbox{}, Support{Namespaces: true, FreshProc: true}, "Landlock is not available"},
+		{"no Landlock, network on", Sandbox{Network: true}, Support{}, "Landlock is not available"},
+		{"no namespaces, network off", Sandbox{}, Support{LandlockABI: 7}, "network off needs a network namespace"},
+		{"no namespaces, network on", Sandbox{Network: true}, Support{LandlockABI: 7}, ""},
+		{"disabled without Landlock", Sandbox{Disabled: true}, Support{}, ""},
+		{"disabled with allowed paths", Sandbox{Disabled: true, AllowRead: []string{"/usr"}}, full, "need the sandbox"},
+		{"missing allowed path", Sandbox{AllowWrite: []string{"/no/such/dir"}}, full, "no such file"},
+		{"unknown user", Sandbox{User: "no-such-user-here"}, full, "no-such-user-here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := newPlan(tt.sandbox, os.TempDir(), tt.support) // searchable by the default user
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if p.landlock == tt.sandbox.Disabled || p.network != (tt.sandbox.Network || tt.sandbox.Disabled) {
+					t.Errorf("plan %+v", p)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.refused) {
+				t.Fatalf("error %v, want one about %q", err, tt.refused)
+			}
+			if strings.Contains(tt.refused, "available") || strings.Contains(tt.refused, "needs") {
+				if !errors.Is(err, ErrSandboxUnavailable) || !strings.Contains(err.Error(), "this machine: ") {
+					t.Errorf("error %v is not ErrSandboxUnavailable with what Probe found", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLookupUser(t *testing.T) {
+	for spec, want := range map[string][2]int{
+		"65534":      {65534, 65534},
+		"1000:50":    {1000, 50},
+		"root":       {0, 0},
+		"root:65534": {0, 65534},
+	} {
+		uid, gid, err := lookupUser(spec)
+		if err != nil || uid != want[0] || gid != want[1] {
+			t.Errorf("lookupUser(%q) = %d, %d, %v; want %v", spec, uid, gid, err, want)
+		}
+	}
+	for _, bad := range []string{"", "4294967295", "-1", "1000:no-such-group-here", "no-such-user-here"} {
+		if _, _, err := lookupUser(bad); err == nil {
+			t.Errorf("lookupUser(%q) accepted", bad)
+		}
+	}
+}
+
+func TestReachable(t *testing.T) {
+	dir := t.TempDir()
+	locked := filepath.Join(dir, "locked", "root")
+	if err := os.MkdirAll(locked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(locked), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := reachable(filepath.Dir(dir), 65534, 65534); err != nil && !strings.Contains(err.Error(), "mode") {
+			t.Errorf("reachable: %v", err)
+		}
+	}
+	err := reachable(locked, 64123, 64123)
+	if err == nil || !strings.Contains(err.Error(), filepath.Dir(locked)+" is mode 0700") {
+		t.Errorf("reachable(%s) = %v; want it to name the locked directory", locked, err)
+	}
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	if got := unescapeMountinfo(`/mnt/with\040space\134x`); got != `/mnt/with space\x` {
+		t.Errorf("unescapeMountinfo = %q", got)
+	}
+	if !beneathAny("/tmp/a/b", []string{"/tmp/a"}) || beneathAny("/tmp/ab", []string{"/tmp/a"}) || !beneathAny("/x", []string{"/x"}) {
+		t.Error("beneathAny")
+	}
+}
+
+func TestShimArgsCarryThePlan(t *testing.T) {
+	p := plan{landlock: true, namespaces: true, freshProc: true, dropCaps: true, setUser: true, uid: 64123, gid: 100,
+		read: []string{"/srv/a=b"}, write: []string{"/srv/out"}}
+	args := append(p.shimArgs(), "tmp=/tmp/eq-task-1", "errfd=3", "--", "/bin/sh", "sh")
+	req, err := parseShimArgs(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.userNS = false // the shim does not need it
+	if !reflect.DeepEqual(req.plan, p) || req.tempDir != "/tmp/eq-task-1" {
+		t.Errorf("parsed %+v, want %+v", req.plan, p)
 	}
 }
