@@ -265,8 +265,18 @@ func TestShimArgsCarryThePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.userNS = false // the shim does not need it
 	if !reflect.DeepEqual(req.plan, p) || req.tempDir != "/tmp/eq-task-1" {
+		t.Errorf("parsed %+v, want %+v", req.plan, p)
+	}
+
+	// In a user namespace, uid and gid are the agent's, to map, not to
+	// switch to.
+	p = plan{landlock: true, namespaces: true, userNS: true, uid: 1000, gid: 1000}
+	req, err = parseShimArgs(append(p.shimArgs(), "--", "/bin/sh", "sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(req.plan, p) {
 		t.Errorf("parsed %+v, want %+v", req.plan, p)
 	}
 }

@@ -28,6 +28,14 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], handlerPrefix) {
 		os.Exit(testHandler(strings.TrimPrefix(os.Args[1], handlerPrefix), os.Args[2:]))
 	}
+	// Like `agent run`; TestProtectAgentHidesEnvironWithoutSandbox runs
+	// a copy without it to show what it prevents.
+	if os.Getenv(unprotectedEnv) == "" {
+		if err := subprocess.ProtectAgent(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
 	removeAgentBinary()
 	os.Exit(code)

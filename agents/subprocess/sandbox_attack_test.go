@@ -50,6 +50,9 @@ const attackUID = 64123
 // mode: the subtest then runs right there.
 const childEnv = "EQ_SANDBOX_TEST_CHILD"
 
+// unprotectedEnv keeps TestMain from calling ProtectAgent.
+const unprotectedEnv = "EQ_SANDBOX_TEST_UNPROTECTED"
+
 // sandboxMode is who runs the agent and its handlers.
 type sandboxMode struct {
 	name         string
@@ -68,6 +71,9 @@ type modeSelection struct {
 	// started with, not what it set since), so every mode runs in a
 	// re-executed copy of this test binary.
 	agentEnv bool
+	// unprotected: that copy does not call ProtectAgent first (as
+	// TestMain, like `agent run`, does).
+	unprotected bool
 }
 
 // forEachSandboxMode runs f in every mode, skipping only where the
@@ -100,9 +106,9 @@ func forEachSandboxModeIn(t *testing.T, sel modeSelection, f func(t *testing.T, 
 			case m.name != unprivilegedMode && !root:
 				t.Skip("the agent is not root")
 			case !child && m.name == unprivilegedMode && root:
-				runAsAgent(t, attackUID)
+				runAsAgent(t, attackUID, sel.unprotected)
 			case !child && sel.agentEnv:
-				runAsAgent(t, os.Geteuid())
+				runAsAgent(t, os.Geteuid(), sel.unprotected)
 			case m.name == unprivilegedMode && !support.Namespaces:
 				t.Skipf("this process cannot make namespaces (%s): TestNewRefusesSandboxItCannotProvide checks that New refuses", support)
 			default:
@@ -171,7 +177,7 @@ func copyFile(from, to string, mode os.FileMode) error {
 // runAsAgent runs the current subtest again in a copy of this test
 // binary, as uid (attackUID: the agent is then unprivileged), with the
 // secret in its environment from the start.
-func runAsAgent(t *testing.T, uid int) {
+func runAsAgent(t *testing.T, uid int, unprotected bool) {
 	t.Helper()
 	exe, err := agentBinary()
 	if err != nil {
@@ -186,6 +192,9 @@ func runAsAgent(t *testing.T, uid int) {
 	cmd := exec.CommandContext(ctx, exe, "-test.run", strings.Join(pattern, "/"), "-test.v", "-test.count=1")
 	cmd.Dir = "/"
 	cmd.Env = append(os.Environ(), childEnv+"=1", secretVar+"="+newSecret(), "TMPDIR=/tmp")
+	if unprotected {
+		cmd.Env = append(cmd.Env, unprotectedEnv+"=1")
+	}
 	if uid != os.Geteuid() {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
 	}
@@ -602,7 +611,7 @@ echo '{}'`
 func TestProtectAgentHidesEnvironWithoutSandbox(t *testing.T) {
 	// Root's handlers run as another user, or without capabilities: only
 	// a handler of the agent's own user could read it.
-	forEachSandboxModeIn(t, modeSelection{only: []string{unprivilegedMode}, agentEnv: true}, func(t *testing.T, m sandboxMode) {
+	forEachSandboxModeIn(t, modeSelection{only: []string{unprivilegedMode}, agentEnv: true, unprotected: true}, func(t *testing.T, m sandboxMode) {
 		v := newVictim(t, m.owner)
 		script := `
 attempt "agent environ" sh -c 'tr "\000" "\n" < /proc/$1/environ | grep "^$2="' sh "$1" "$2"
