@@ -24,6 +24,8 @@ func newAgentRunCommand() *cobra.Command {
 	var (
 		creds, server, dataDir, name, execCmd string
 		capabilities, envNames                []string
+		allowRead, allowWrite                 []string
+		sandbox, network, handlerUser         string
 		maxConcurrent                         int
 		drainTimeout, taskTimeout, cpuTime    time.Duration
 		memory                                = sizeValue{new(int64)}
@@ -48,14 +50,48 @@ environment and resource limits:
   stdout  the result: exactly one JSON value
   stderr  one progress message per line; "partial <json>" streams a partial result
   exit 0 succeeds; 75 fails and may be retried; any other status fails for good.
-See docs/exec.md.`,
+
+Handlers are sandboxed (--sandbox on, the default): Landlock lets them read
+only the system paths programs need (/usr, /bin, /lib*, a few files of /etc,
+/dev/null, /dev/urandom) and --allow-read paths, and write only their
+temporary directory and --allow-write paths; they get PID, mount and IPC
+namespaces of their own (a /proc showing only their task, everything else
+read-only), no network unless --network on, and run as --user (when the
+agent is root: nobody, 65534:65534, unless told otherwise). Whatever a
+handler started, in any session or process group, is killed when it ends.
+The agent refuses to start when the machine cannot provide the sandbox
+asked for, and says what it offers; the log line "handler sandbox" says
+what each handler gets. See docs/exec.md.`,
 		Example: `  equilateral agent run --creds eq-dev/creds/acme/planner.creds --capability plan
   equilateral agent run --creds shouter.creds --capability shout \
-      --exec "python3 $PWD/shout.py" --memory 256MiB --task-timeout 30s`,
+      --exec "python3 $PWD/shout.py" --allow-read $PWD/shout.py --memory 256MiB --task-timeout 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if creds == "" {
 				return usageError{errors.New("--creds is required (or set NATS_CREDS)")}
+			}
+			// Before anything secret is read: processes of this user
+			// (handlers without namespaces among them) must not read
+			// this one's memory or environment.
+			if err := subprocess.ProtectAgent(); err != nil {
+				return err
+			}
+			log := newLogger(jsonLog)
+			var runner *subprocess.Runner
+			if execCmd != "" {
+				box, err := sandboxFlags(sandbox, network, handlerUser, allowRead, allowWrite)
+				if err != nil {
+					return err
+				}
+				runner, err = subprocess.New([]string{"/bin/sh", "-c", execCmd},
+					subprocess.WithLimits(subprocess.Limits{CPUTime: cpuTime, Memory: uint64(*memory.n), OpenFiles: openFiles, Processes: processes}),
+					subprocess.WithTimeout(taskTimeout),
+					subprocess.WithEnv(envNames...),
+					subprocess.WithSandbox(box))
+				if err != nil {
+					return err
+				}
+				log.Info("handler sandbox", "isolation", runner.Isolation())
 			}
 			id, err := auth.ReadIdentity(creds)
 			if err != nil {
@@ -67,21 +103,13 @@ See docs/exec.md.`,
 			if len(capabilities) == 0 {
 				capabilities = id.Capabilities
 			}
-			log := newLogger(jsonLog)
 			handlers := map[string]agents.Handler{}
 			for _, c := range capabilities {
 				if !slices.Contains(id.Capabilities, c) {
 					return usageError{fmt.Errorf("--capability %s: the creds of %s allow only %s", c, id.Name, strings.Join(id.Capabilities, ", "))}
 				}
-				if execCmd != "" {
-					r, err := subprocess.New([]string{"/bin/sh", "-c", execCmd},
-						subprocess.WithLimits(subprocess.Limits{CPUTime: cpuTime, Memory: uint64(*memory.n), OpenFiles: openFiles, Processes: processes}),
-						subprocess.WithTimeout(taskTimeout),
-						subprocess.WithEnv(envNames...))
-					if err != nil {
-						return err
-					}
-					handlers[c] = execHandler{runner: r, log: log}
+				if runner != nil {
+					handlers[c] = execHandler{runner: runner, log: log}
 					continue
 				}
 				d, ok := demo.Lookup(c)
@@ -139,8 +167,36 @@ See docs/exec.md.`,
 	f.Uint64Var(&openFiles, "open-files", 256, "--exec: open files limit per task (0: inherit)")
 	f.Uint64Var(&processes, "processes", 64, "--exec: processes limit (RLIMIT_NPROC, per user, not enforced for root; 0: none)")
 	f.StringSliceVar(&envNames, "env", nil, "--exec: environment variable to pass through (repeatable); all others are scrubbed")
+	f.StringVar(&sandbox, "sandbox", "on", "--exec: on: Landlock and namespaces (refuses to start without them); off: handlers have their user's access")
+	f.StringArrayVar(&allowRead, "allow-read", nil, "--exec: file or directory handlers may also read and execute (repeatable)")
+	f.StringArrayVar(&allowWrite, "allow-write", nil, "--exec: file or directory handlers may also write (repeatable)")
+	f.StringVar(&network, "network", "off", "--exec: off: no network (own network namespace, Landlock TCP rules); on: the agent's network, NATS port included")
+	f.StringVar(&handlerUser, "user", "", "--exec: run handlers as UID[:GID] or NAME[:GROUP] (root only; default when root: "+subprocess.DefaultUser+", nobody)")
 	f.BoolVar(&jsonLog, "log-json", false, "log as JSON")
 	return cmd
+}
+
+// sandboxFlags turns the --exec sandbox flags into a Sandbox.
+func sandboxFlags(sandbox, network, user string, allowRead, allowWrite []string) (subprocess.Sandbox, error) {
+	box := subprocess.Sandbox{User: user, AllowRead: allowRead, AllowWrite: allowWrite}
+	switch sandbox {
+	case "on":
+	case "off":
+		if len(allowRead) > 0 || len(allowWrite) > 0 {
+			return box, usageError{errors.New("--allow-read and --allow-write need --sandbox on")}
+		}
+		box.Disabled = true
+	default:
+		return box, usageError{fmt.Errorf("--sandbox %q: want on or off", sandbox)}
+	}
+	switch network {
+	case "off":
+	case "on":
+		box.Network = true
+	default:
+		return box, usageError{fmt.Errorf("--network %q: want off or on", network)}
+	}
+	return box, nil
 }
 
 // newLogger logs to stderr, with the trace and span ids of each record's
