@@ -248,15 +248,6 @@ func TestReachable(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/mnt/with\040space\134x`); got != `/mnt/with space\x` {
-		t.Errorf("unescapeMountinfo = %q", got)
-	}
-	if !beneathAny("/tmp/a/b", []string{"/tmp/a"}) || beneathAny("/tmp/ab", []string{"/tmp/a"}) || !beneathAny("/x", []string{"/x"}) {
-		t.Error("beneathAny")
-	}
-}
-
 func TestShimArgsCarryThePlan(t *testing.T) {
 	p := plan{landlock: true, namespaces: true, freshProc: true, dropCaps: true, setUser: true, uid: 64123, gid: 100,
 		read: []string{"/srv/a=b"}, write: []string{"/srv/out"}}

@@ -37,11 +37,19 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	removeAgentBinary()
+	for _, f := range afterTests {
+		f()
+	}
 	os.Exit(code)
 }
 
 const handlerPrefix = "test-handler-"
+
+// afterTests run once all tests are done, before TestMain exits.
+var afterTests []func()
+
+// unprotectedEnv keeps TestMain from calling ProtectAgent.
+const unprotectedEnv = "EQ_SANDBOX_TEST_UNPROTECTED"
 
 // handlerArgv runs this test binary as a handler in the given mode.
 func handlerArgv(t testing.TB, mode string, args ...string) []string {

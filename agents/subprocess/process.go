@@ -22,6 +22,8 @@ type process struct {
 	status  *os.File // the first stage's report of how the handler ended
 	control *os.File // to the first stage: 'T' (SIGTERM) or 'K' (kill all)
 
+	cgroup *taskCgroup // nil: none
+
 	out  *stdoutCapture
 	errs *stderrReader
 
@@ -40,7 +42,7 @@ type handlerExit struct {
 // startProcess starts cmd (the shim) with pipes for stdin, stdout,
 // stderr, the shim's error report, its status report and the control
 // channel, then feeds input and reads the output in goroutines.
-func startProcess(cmd *exec.Cmd, attr *syscall.SysProcAttr, input []byte, out *stdoutCapture, errs *stderrReader) (*process, error) {
+func startProcess(cmd *exec.Cmd, attr *syscall.SysProcAttr, cgroup *taskCgroup, input []byte, out *stdoutCapture, errs *stderrReader) (*process, error) {
 	var pipes [6]struct{ r, w *os.File }
 	for i := range pipes {
 		r, w, err := os.Pipe()
@@ -62,6 +64,7 @@ func startProcess(cmd *exec.Cmd, attr *syscall.SysProcAttr, input []byte, out *s
 		shimErr: shimErr.r,
 		status:  status.r,
 		control: control.w,
+		cgroup:  cgroup,
 		out:     out,
 		errs:    errs,
 		exited:  make(chan struct{}),
@@ -75,6 +78,9 @@ func startProcess(cmd *exec.Cmd, attr *syscall.SysProcAttr, input []byte, out *s
 	closeFiles(childEnds) // the child has its copies
 	if err != nil {
 		closeFiles([]*os.File{p.stdin, p.stdout, p.stderr, p.shimErr, p.status, p.control})
+		if cgroup != nil {
+			cgroup.remove()
+		}
 		return nil, err
 	}
 
@@ -103,6 +109,14 @@ func (p *process) kill() { _, _ = p.control.Write([]byte{'K'}) }
 // forceKill kills the first stage itself, for when it does not answer:
 // in a PID namespace that kills the task too.
 func (p *process) forceKill() { _ = p.cmd.Process.Kill() }
+
+// killCgroup kills every process left in the task's cgroup, if it has
+// one. Call it once, after the first stage exited.
+func (p *process) killCgroup() {
+	if p.cgroup != nil {
+		_ = p.cgroup.kill() // the run's result stands; the subreaper did the same
+	}
+}
 
 // closeReaders unblocks the output readers, for when something still
 // holds the pipes open.

@@ -142,7 +142,14 @@ func (r *Runner) Run(ctx context.Context, t Task, progress func(Update)) (json.R
 		Env:  environ(r.passed, t, deadline, dir),
 		Dir:  dir,
 	}
-	p, err := startProcess(cmd, shimAttr(r.plan), input, newStdoutCapture(r.cfg.maxOutput), newStderrReader(r.cfg.maxOutput, r.redact))
+	attr := shimAttr(r.plan)
+	var cgroup *taskCgroup
+	if r.plan.cgroupKill {
+		if cgroup = newTaskCgroup(); cgroup != nil {
+			cgroup.apply(attr)
+		}
+	}
+	p, err := startProcess(cmd, attr, cgroup, input, newStdoutCapture(r.cfg.maxOutput), newStderrReader(r.cfg.maxOutput, r.redact))
 	if err != nil {
 		return nil, newError(KindStartFailed, true, err, "handler could not be started")
 	}
@@ -246,6 +253,8 @@ func (r *Runner) supervise(ctx context.Context, p *process, deadline time.Time, 
 			p.forceKill()
 		}
 	}
+	// Whatever outlived the first stage (if it was killed from outside).
+	p.killCgroup()
 
 	drain := time.NewTimer(pipeDrainTimeout)
 	defer drain.Stop()

@@ -1,3 +1,5 @@
+//go:build linux
+
 package subprocess_test
 
 import (
@@ -49,9 +51,6 @@ const attackUID = 64123
 // childEnv marks this test binary re-executed to be the agent of one
 // mode: the subtest then runs right there.
 const childEnv = "EQ_SANDBOX_TEST_CHILD"
-
-// unprotectedEnv keeps TestMain from calling ProtectAgent.
-const unprotectedEnv = "EQ_SANDBOX_TEST_UNPROTECTED"
 
 // sandboxMode is who runs the agent and its handlers.
 type sandboxMode struct {
@@ -134,7 +133,7 @@ var unprivileged struct {
 }
 
 // agentBinary is a copy of this test binary that attackUID can execute
-// (the build directory is root's alone). TestMain removes it.
+// (the build directory is root's alone), removed after the tests.
 func agentBinary() (string, error) {
 	unprivileged.once.Do(func() {
 		self, err := os.Executable()
@@ -148,16 +147,11 @@ func agentBinary() (string, error) {
 			return
 		}
 		unprivileged.dir = dir
+		afterTests = append(afterTests, func() { _ = os.RemoveAll(dir) })
 		unprivileged.exe = filepath.Join(dir, "subprocess.test")
 		unprivileged.err = errors.Join(os.Chmod(dir, 0o755), copyFile(self, unprivileged.exe, 0o755))
 	})
 	return unprivileged.exe, unprivileged.err
-}
-
-func removeAgentBinary() {
-	if unprivileged.dir != "" {
-		_ = os.RemoveAll(unprivileged.dir)
-	}
 }
 
 func copyFile(from, to string, mode os.FileMode) error {
@@ -651,3 +645,75 @@ func TestNewRefusesSandboxItCannotProvide(t *testing.T) {
 
 // setDumpable undoes ProtectAgent for the tests after.
 func setDumpable() error { return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }
+
+func TestLeftoversDieEvenIfTheShimIsKilled(t *testing.T) {
+	// The first stage, the task's init or subreaper, is killed from
+	// outside (the OOM killer, a careless kill) while the handler runs:
+	// the PID namespace goes with it, and without namespaces the task's
+	// cgroup is killed.
+	forEachSandboxMode(t, func(t *testing.T, m sandboxMode) {
+		if m.noNamespaces && !subprocess.Probe().CgroupKill {
+			t.Skipf("no cgroup v2 with cgroup.kill to make cgroups in (%s): without namespaces, what outlives a killed shim survives (docs/exec.md)", subprocess.Probe())
+		}
+		if pids := killShimMidRun(t, m); len(pids) > 0 {
+			t.Errorf("after Run, the handler's leftover still runs: %v", pids)
+		}
+
+		if m.noNamespaces {
+			t.Run("control: no cgroup", func(t *testing.T) {
+				without := subprocess.Probe()
+				without.CgroupKill = false
+				t.Cleanup(subprocess.OverrideProbe(without))
+				pids := killShimMidRun(t, m)
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				if len(pids) == 0 {
+					t.Error("the leftover of a killed subreaper died without cgroup.kill: the test shows nothing")
+				}
+			})
+		}
+	})
+}
+
+// killShimMidRun runs a handler that leaves a process in a session of
+// its own, kills the shim's first stage while it runs, and returns the
+// leftover's pids if it survived Run.
+func killShimMidRun(t *testing.T, m sandboxMode) []int {
+	t.Helper()
+	marker := newMarker()
+	r := attackRunner(t, m, subprocess.Sandbox{}, `setsid sleep "$1" & echo started >&2; wait`, marker)
+	var killed []int
+	_, err := r.Run(t.Context(), testTask(), func(u subprocess.Update) {
+		if u.Message == "started" {
+			killed = shimsRunning(marker)
+			for _, pid := range killed {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	var e *subprocess.Error
+	if len(killed) != 1 || !errors.As(err, &e) || e.Kind != subprocess.KindCrashed {
+		t.Fatalf("killed shims %v; Run = %v, want the handler lost", killed, err)
+	}
+	return markedProcesses(marker)
+}
+
+// shimsRunning are the first stages of the shim whose handler has marker
+// among its arguments.
+func shimsRunning(marker string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 1 && args[1] == "__equilateral-exec-shim" && slices.Contains(args, marker) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
