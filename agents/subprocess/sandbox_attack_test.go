@@ -717,3 +717,41 @@ func shimsRunning(marker string) []int {
 	}
 	return pids
 }
+
+func TestSandboxAllowsWhatTheOperatorAllows(t *testing.T) {
+	forEachSandboxMode(t, func(t *testing.T, m sandboxMode) {
+		v := newVictim(t, m.owner)
+		out := filepath.Join(v.dir, "out")
+		if err := os.Mkdir(out, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(out, m.owner, m.owner); err != nil {
+			t.Fatal(err)
+		}
+		script := `
+attempt "read allowed file" cat "$1"
+attempt "read beside it" cat "$2"
+attempt "write allowed dir" sh -c 'echo written > "$1/result" && chmod 0640 "$1/result"' sh "$3"
+attempt "write beside it" sh -c 'echo pwned > "$1"' sh "$2"
+echo '{}'`
+		r := attackRunner(t, m, subprocess.Sandbox{AllowRead: []string{v.creds}, AllowWrite: []string{out}}, script, v.creds, v.canary, out)
+		outcomes, _ := attack(t, r)
+		if o := outcomes["read allowed file"]; !strings.Contains(o, v.secret) {
+			t.Errorf("reading the allowed file: %q", o)
+		}
+		if o := outcomes["write allowed dir"]; o != "ok:" {
+			t.Errorf("writing in the allowed dir: %q", o)
+		}
+		checkRefused(t, outcomes, "read beside it", "write beside it")
+		if got, err := os.ReadFile(filepath.Join(out, "result")); err != nil || string(got) != "written\n" {
+			t.Errorf("the allowed dir holds %q (%v)", got, err)
+		}
+		if err := os.Remove(filepath.Join(out, "result")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(out); err != nil {
+			t.Fatal(err)
+		}
+		v.checkUnchanged(t)
+	})
+}
