@@ -22,11 +22,15 @@
 //
 // # Wiring the shim
 //
-// Resource limits must hold from the handler's first instruction, so they
-// cannot be set after it started. The Runner therefore starts its own
-// program again (os.Executable) with a hidden first argument; that copy
-// sets the limits on itself and execs the handler. For this to work, main
-// must begin with
+// Resource limits and the sandbox must hold from the handler's first
+// instruction, so they cannot be set after it started. The Runner
+// therefore starts its own program again (os.Executable) with a hidden
+// first argument, in two stages. The first stage is the task's parent for
+// its whole life: in namespaces the init of the task's PID namespace (it
+// mounts the task's /proc and makes everything read-only but the writable
+// paths), otherwise a child subreaper. It starts the second stage, which
+// sets the limits and the sandbox on itself and execs the handler. For
+// this to work, main must begin with
 //
 //	func main() {
 //		subprocess.RunShimIfRequested()
@@ -36,7 +40,39 @@
 // and so must TestMain in any package whose tests run handlers. In the
 // shim, RunShimIfRequested never returns; elsewhere it returns at once. New
 // fails with ErrShimNotWired if it was not called. Everything the program
-// does before main (package initialization) is paid again for every task.
+// does before main (package initialization) is paid again, twice, for
+// every task.
+//
+// # Sandbox
+//
+// By default (Sandbox{}) every handler is confined, and New refuses with
+// ErrSandboxUnavailable, saying what Probe found, when this machine cannot
+// do it:
+//
+//   - Landlock (required): it may read and execute only the system paths
+//     programs need (SystemPaths), Sandbox.AllowRead and its own program,
+//     and write only its temporary directory and Sandbox.AllowWrite; with
+//     the network off it may not bind or connect TCP sockets (and, from
+//     Landlock ABI 10, UDP); from ABI 6 it may not signal, nor connect to
+//     abstract Unix sockets of, processes outside the sandbox.
+//   - Namespaces, where the agent is root or may make user namespaces: PID
+//     (with a /proc of its own, hidepid=invisible), mount (everything
+//     read-only but its temporary directory and Sandbox.AllowWrite, which
+//     also stops chmod and utimes that Landlock lets through), IPC, and
+//     network unless Sandbox.Network (no interface up: nothing to reach).
+//     An unprivileged agent's handlers get them inside a user namespace
+//     mapping only the agent's own uid and gid. Without namespaces the
+//     network cannot be turned off, so New refuses unless it is on.
+//   - A user: when the agent is root, handlers run as Sandbox.User
+//     (nobody, 65534:65534, by default; "root" only when asked, and then
+//     without capabilities), with the temporary directory chowned to it.
+//     Only root can switch users.
+//   - Always (the sandbox disabled too): no_new_privs, no capabilities
+//     kept across execve, the scrubbed environment below.
+//
+// Call ProtectAgent at the agent's start so that processes of its user
+// cannot read its memory or environment. docs/exec.md says what each mode
+// isolates, how, and what it does not.
 //
 // # Environment
 //
@@ -51,10 +87,14 @@
 //
 // The handler leads a process group of its own. On timeout (WithTimeout,
 // or the task's Deadline if earlier), cancellation or oversized output the
-// whole group gets SIGTERM, then SIGKILL after WithKillGrace. When the
-// leader exits, anything left in its group is killed, so nothing outlives
-// Run, grandchildren included; a process that leaves the group (setsid) is
-// beyond this package's reach.
+// task gets SIGTERM (in a PID namespace every process of it, otherwise the
+// handler's group), then is killed after WithKillGrace. When the handler
+// exits, every process it started is killed, whatever session or process
+// group it moved to: in a PID namespace its init exits and the kernel
+// kills the rest; otherwise the first stage, a subreaper, kills its
+// children until there are none, and a cgroup v2 per task (where the agent
+// may make one) is killed with cgroup.kill in case the first stage itself
+// was killed. Run returns only after that.
 //
 // # Errors
 //

@@ -185,7 +185,7 @@ func runAsAgent(t *testing.T, uid int, unprotected bool) {
 	}
 	cmd := exec.CommandContext(ctx, exe, "-test.run", strings.Join(pattern, "/"), "-test.v", "-test.count=1")
 	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), childEnv+"=1", secretVar+"="+newSecret(), "TMPDIR=/tmp")
+	cmd.Env = append(os.Environ(), childEnv+"=1", secretVar+"="+newSecret(), "TMPDIR=/tmp", victimsEnv+"="+victimBase())
 	if unprotected {
 		cmd.Env = append(cmd.Env, unprotectedEnv+"=1")
 	}
@@ -219,9 +219,38 @@ const secretVar = "EQ_ATTACK_SECRET"
 
 func newSecret() string { return "SUAsecret-" + newMarker() }
 
+// victimsEnv passes the victims' base directory to a re-executed agent.
+const victimsEnv = "EQ_SANDBOX_TEST_VICTIMS"
+
+var victims struct {
+	once sync.Once
+	base string
+}
+
+// victimBase is where victims are made: in the working directory, where
+// an agent keeps its data dir (eq-dev/ in the README), and not in /tmp,
+// which handlers in namespaces do not even see: the sandbox must stop
+// them where they can look. It is 1777, for the unprivileged agent too.
+func victimBase() string {
+	if base := os.Getenv(victimsEnv); base != "" {
+		return base
+	}
+	victims.once.Do(func() {
+		base, err := os.MkdirTemp(".", ".eq-victims-")
+		if err != nil {
+			return // then in /tmp
+		}
+		afterTests = append(afterTests, func() { _ = os.RemoveAll(base) })
+		if abs, err := filepath.Abs(base); err == nil && os.Chmod(abs, 0o1777) == nil {
+			victims.base = abs
+		}
+	})
+	return victims.base
+}
+
 func newVictim(t *testing.T, owner int) *victim {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "eq-victim-")
+	dir, err := os.MkdirTemp(victimBase(), "eq-victim-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +450,7 @@ attempt "append canary" sh -c 'echo pwned >> "$1"' sh "$1"
 attempt "truncate canary" truncate -s 0 "$1"
 attempt "chmod canary" chmod 0666 "$1"
 attempt "touch canary" touch -d 2001-02-03 "$1"
-attempt "remove canary" rm -f "$1"
+attempt "remove canary" rm "$1"
 attempt "new file" sh -c 'echo pwned > "$1"' sh "$2/new-file"
 attempt "new dir" mkdir "$2/new-dir"
 attempt "new file in /tmp" sh -c 'echo pwned > "$1"' sh "$3"
