@@ -58,8 +58,10 @@
 //   - Namespaces, where the agent is root or may make user namespaces: PID
 //     (with a /proc of its own, hidepid=invisible), mount (everything
 //     read-only but its temporary directory and Sandbox.AllowWrite, which
-//     also stops chmod and utimes that Landlock lets through), IPC, and
-//     network unless Sandbox.Network (no interface up: nothing to reach).
+//     also stops chmod and utimes that Landlock lets through; /run,
+//     /var/run, /tmp, /var/tmp and /dev/shm empty but for what it needs,
+//     so no Unix socket there can be reached), IPC, and network unless
+//     Sandbox.Network (no interface up: nothing to reach).
 //     An unprivileged agent's handlers get them inside a user namespace
 //     mapping only the agent's own uid and gid. Without namespaces the
 //     network cannot be turned off, so New refuses unless it is on.
