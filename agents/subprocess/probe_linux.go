@@ -84,6 +84,10 @@ func runProbe() {
 		os.Exit(probeNoMounts)
 	}
 	procErr := mountProc()
+	if err := maskShared(nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(probeNoMounts)
+	}
 	if err := readOnlyExcept(nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(probeNoMounts)

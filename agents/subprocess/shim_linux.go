@@ -17,8 +17,10 @@ import (
 
 // runInit is the shim's first stage: the parent of the handler for the
 // whole task. In namespaces it is the init of the task's PID namespace,
-// which it gives a /proc of its own; when it exits the kernel kills
-// everything else in the namespace, whatever session or group it is in.
+// which it gives a /proc of its own, empty /run and /tmp and the like,
+// and file systems read-only but for the task's writable paths; when it
+// exits the kernel kills everything else in the namespace, whatever
+// session or group it is in.
 // Without namespaces it is a child subreaper instead: orphans of the
 // handler's tree become its children, and it kills them all.
 //
