@@ -160,20 +160,26 @@ func keyOf(t testing.TB, creds string) string {
 	return signer.KeyID()
 }
 
+// clientKeys is a server with tenant acme and its client, and a StoreKeys
+// over the data dir: the client's creds, source and the registry.
+func clientKeys(t *testing.T) (*natstest.Env, string, string, *bus.StoreKeys) {
+	t.Helper()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	keys, err := bus.NewStoreKeys(env.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, env.Client(t, "acme", "client"), protocol.Source("acme", "client"), keys
+}
+
 // A registry that has the key cached refuses it on the very first lookup
 // after Rotate or Revoke returns, twenty times over; the new key verifies
 // at once. The change is made through a second Store over the same data
 // dir, as `equilateral client rotate` would from its own process.
 func TestStoreKeysRefuseRotatedAndRevokedKeysOnTheNextLookup(t *testing.T) {
 	ctx := context.Background()
-	env := natstest.Start(t)
-	env.Tenant(t, "acme")
-	creds := env.Client(t, "acme", "client")
-	source := protocol.Source("acme", "client")
-	keys, err := bus.NewStoreKeys(env.Store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, creds, source, keys := clientKeys(t)
 	admin, err := auth.Open(env.Store.Dir())
 	if err != nil {
 		t.Fatal(err)
@@ -268,14 +274,7 @@ func TestStoreKeysFollowCreateAndTenantDelete(t *testing.T) {
 // including lookups that find the key by reading its record (cache miss).
 func TestStoreKeysNeverTrustARotatedKeyAfterRotateReturns(t *testing.T) {
 	ctx := context.Background()
-	env := natstest.Start(t)
-	env.Tenant(t, "acme")
-	creds := env.Client(t, "acme", "client")
-	source := protocol.Source("acme", "client")
-	keys, err := bus.NewStoreKeys(env.Store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, creds, source, keys := clientKeys(t)
 	var (
 		mu      sync.Mutex
 		retired = map[string]bool{}
@@ -327,14 +326,7 @@ func TestStoreKeysNeverTrustARotatedKeyAfterRotateReturns(t *testing.T) {
 // rather than miss a change.
 func TestStoreKeysReloadWhenTheJournalIsReplaced(t *testing.T) {
 	ctx := context.Background()
-	env := natstest.Start(t)
-	env.Tenant(t, "acme")
-	creds := env.Client(t, "acme", "client")
-	source := protocol.Source("acme", "client")
-	keys, err := bus.NewStoreKeys(env.Store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, creds, source, keys := clientKeys(t)
 	old := keyOf(t, creds)
 	if _, err := keys.Key(ctx, old, source); err != nil {
 		t.Fatal(err)
