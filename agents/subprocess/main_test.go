@@ -236,6 +236,11 @@ func newMarker() string {
 // nothing) with marker among their arguments, seen from this test's PID
 // namespace, whichever namespace they are in.
 func markedProcesses(marker string) []int {
+	return livePIDs(func(args []string) bool { return slices.Contains(args, marker) })
+}
+
+// livePIDs are the live (not zombie) processes whose arguments match.
+func livePIDs(match func(args []string) bool) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -244,7 +249,7 @@ func markedProcesses(marker string) []int {
 			continue
 		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), marker) {
+		if err != nil || !match(strings.Split(string(cmdline), "\x00")) {
 			continue
 		}
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -731,20 +731,9 @@ func killShimMidRun(t *testing.T, m sandboxMode) []int {
 // shimsRunning are the first stages of the shim whose handler has marker
 // among its arguments.
 func shimsRunning(marker string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 1 && args[1] == "__equilateral-exec-shim" && slices.Contains(args, marker) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return livePIDs(func(args []string) bool {
+		return len(args) > 1 && args[1] == "__equilateral-exec-shim" && slices.Contains(args, marker)
+	})
 }
 
 func TestSandboxAllowsWhatTheOperatorAllows(t *testing.T) {
