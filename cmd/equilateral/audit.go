@@ -201,6 +201,14 @@ func recordFields(r audit.Record) []string {
 			out = append(out, f.name+"="+safe(f.value))
 		}
 	}
+	if ref := r.Refusal; ref != nil {
+		// What was refused, never its content: who sent it, how big it
+		// was, and how many refusals the record stands for.
+		out = append(out, "sender="+safe(ref.Sender), fmt.Sprintf("size=%d", ref.Size), "digest="+safe(ref.Digest[:min(len(ref.Digest), 16)]))
+		if ref.Count > 1 {
+			out = append(out, fmt.Sprintf("count=%d", ref.Count))
+		}
+	}
 	return out
 }
 

@@ -71,7 +71,7 @@ func TestCLIAudit(t *testing.T) {
 		records = parseRecords(t, auditCmd("tail", "--json").ok(t).stdout)
 	}
 	text := auditCmd("tail").ok(t).stdout
-	for _, want := range []string{"accepted", "dispatched", "running", "completed", "refused", `reason="unsigned:`, "task=" + first, "from=eq://acme/coder"} {
+	for _, want := range []string{"accepted", "dispatched", "running", "completed", "refused", `reason="unsigned:`, "task=" + first, "from=eq://acme/coder", "sender=", "size=", "digest="} {
 		if !strings.Contains(text, want) {
 			t.Errorf("audit tail lacks %q:\n%s", want, text)
 		}
