@@ -92,3 +92,32 @@ func TestIDsAreUnpredictable(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedResultFailsSayingWhy: a result that, with the task's
+// input, cannot be stored or shown to the gate (600 KB each, 1 MiB max
+// payload) fails the task at once, saying so, and is never released —
+// not retried until "the attempt ran out of time".
+func TestOversizedResultFailsSayingWhy(t *testing.T) {
+	h := newAttackHarness(t, gatedCode())
+	big, _ := json.Marshal(strings.Repeat("b", 600_000))
+	h.agent("acme", "coder", func(context.Context, *agent, protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		return big, nil
+	}, "code")
+	reviewed := make(chan struct{}, 1)
+	h.agent("acme", "reviewer", func(context.Context, *agent, protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		reviewed <- struct{}{}
+		return json.RawMessage(`{"approved":true}`), nil
+	}, "review")
+	c := h.client("acme", "client")
+	acc := c.submit(protocol.SubmitRequest{Capability: "code", Input: big})
+	v := c.waitState(acc.TaskID, protocol.StateFailed)
+	if !strings.Contains(v.Error, "is too large") || v.Attempts != 1 || len(v.Output) != 0 {
+		t.Fatalf("task ended %s with %q (output %d bytes)", v.State, v.Error, len(v.Output))
+	}
+	select {
+	case <-reviewed:
+		t.Fatal("the reviewer approved a result it was never shown")
+	default:
+	}
+	h.auditVerifies("acme")
+}

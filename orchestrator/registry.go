@@ -51,7 +51,7 @@ func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent stri
 		t.refuse(ctx, m, reasonMalformed, err.Error())
 		return
 	}
-	key := agent + "." + hb.Instance
+	key := protocol.AgentInstanceKey(agent, hb.Instance)
 	if hb.Status == protocol.AgentStopped {
 		if err := t.store.agents.Purge(ctx, key); err != nil {
 			t.log.WarnContext(ctx, "agent not removed from the registry", "agent", agent, "error", err)
@@ -156,7 +156,7 @@ func (c *instanceCounts) remove(agent, instance string) {
 // liveInstancesOf reads an agent's instances from the bucket.
 func (t *tenant) liveInstancesOf(ctx context.Context, agent string) map[string]time.Time {
 	out := map[string]time.Time{}
-	keys, err := t.store.agents.ListKeysFiltered(ctx, agent+".*")
+	keys, err := t.store.agents.ListKeysFiltered(ctx, protocol.AgentInstancesFilter(agent))
 	if err != nil {
 		return out
 	}

@@ -148,6 +148,15 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 			return err
 		}
 		claim(task, agent, r)
+		if ok && len(task.Input)+len(r.Output) > t.maxInput() {
+			// The task's record holds its input and its result (and a gate
+			// is dispatched both): together they must fit the server's max
+			// payload. No retry makes the result smaller.
+			task.Error = fmt.Sprintf("the result (%d bytes) is too large: with the task's input (%d bytes) it exceeds the %d bytes the server can store or dispatch",
+				len(r.Output), len(task.Input), t.maxInput())
+			t.retryOrGiveUp(task, time.Now(), false)
+			return nil
+		}
 		if ok {
 			if err := validateJSON(t.schemas[task.Capability].output, r.Output); err != nil {
 				// The agent broke its contract: no retry makes that right.

@@ -57,3 +57,11 @@ var TypeTaskReleased = EventType("task", "released")
 
 // MaxCapabilities bounds the capabilities one heartbeat may list.
 const MaxCapabilities = 64
+
+// AgentInstanceKey is an instance's key in AgentsBucket.
+// <agent>.<instance>
+func AgentInstanceKey(agent, instance string) string { return agent + "." + instance }
+
+// AgentInstancesFilter matches every instance key of one agent.
+// <agent>.*
+func AgentInstancesFilter(agent string) string { return agent + ".*" }
