@@ -21,7 +21,7 @@ bench:
 	go test -run '^$$' -bench TracingOverhead -benchtime 20000x ./orchestrator/
 	go test -run '^$$' -bench . ./bus/
 	go test -run '^$$' -bench RunTrue -benchtime 200x ./agents/subprocess/
-	go test -run '^$$' -bench . -benchmem ./metrics/
+	go test -run '^$$' -bench . -benchmem ./telemetry/metrics/
 	go test -run '^$$' -bench CreateTenants -benchtime=1x ./auth/
 
 ci:

@@ -11,9 +11,9 @@ import (
 
 	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
-	"github.com/equilateral-agents/equilateral/metrics"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
 
 // collected reads every data point of one metric, by attribute set.

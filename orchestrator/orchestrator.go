@@ -14,7 +14,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
-	"github.com/equilateral-agents/equilateral/metrics"
+	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
 
 // Orchestrator serves every tenant of a data dir: each through its own

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/equilateral-agents/equilateral/internal/jaeger"
 	"github.com/equilateral-agents/equilateral/internal/jaegertest"
-	"github.com/equilateral-agents/equilateral/jaeger"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 

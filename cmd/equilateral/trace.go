@@ -16,9 +16,9 @@ import (
 	"github.com/equilateral-agents/equilateral/audit"
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/client"
-	"github.com/equilateral-agents/equilateral/jaeger"
+	"github.com/equilateral-agents/equilateral/internal/jaeger"
+	"github.com/equilateral-agents/equilateral/internal/traceview"
 	"github.com/equilateral-agents/equilateral/protocol"
-	"github.com/equilateral-agents/equilateral/traceview"
 )
 
 // taskGetter is what task trace needs of a client.

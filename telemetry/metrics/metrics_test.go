@@ -17,8 +17,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/equilateral-agents/equilateral/metrics"
 	"github.com/equilateral-agents/equilateral/telemetry"
+	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
 
 // newProvider returns an SDK provider read by hand.

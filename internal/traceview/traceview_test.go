@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/equilateral-agents/equilateral/jaeger"
-	"github.com/equilateral-agents/equilateral/traceview"
+	"github.com/equilateral-agents/equilateral/internal/jaeger"
+	"github.com/equilateral-agents/equilateral/internal/traceview"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

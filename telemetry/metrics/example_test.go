@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/equilateral-agents/equilateral/metrics"
 	"github.com/equilateral-agents/equilateral/telemetry"
+	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
 
 // Wiring: telemetry builds the provider (here with the Prometheus handler a

@@ -14,8 +14,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/equilateral-agents/equilateral/internal/jaeger"
 	"github.com/equilateral-agents/equilateral/internal/jaegertest"
-	"github.com/equilateral-agents/equilateral/jaeger"
 )
 
 // provider exports spans of one service to the Jaeger's OTLP/HTTP receiver.

@@ -7,7 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/equilateral-agents/equilateral/metrics"
+	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
 
 // The hot path: one call per task state change. Run with -benchmem.

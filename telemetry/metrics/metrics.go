@@ -12,7 +12,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of every Equilateral instrument.
-const ScopeName = "github.com/equilateral-agents/equilateral/metrics"
+const ScopeName = "github.com/equilateral-agents/equilateral/telemetry/metrics"
 
 // Instrument names, as OpenTelemetry sees them (doc.go shows the
 // Prometheus names).

@@ -27,7 +27,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/equilateral-agents/equilateral/jaeger"
+	"github.com/equilateral-agents/equilateral/internal/jaeger"
 )
 
 // Render writes the tree of spans to w.

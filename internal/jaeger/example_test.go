@@ -3,7 +3,7 @@ package jaeger_test
 import (
 	"fmt"
 
-	"github.com/equilateral-agents/equilateral/jaeger"
+	"github.com/equilateral-agents/equilateral/internal/jaeger"
 )
 
 func ExampleUILink() {
