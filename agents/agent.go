@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 
@@ -376,18 +375,10 @@ func (a *Agent) heartbeat(ctx context.Context, status protocol.AgentStatus) {
 
 // publish signs and sends one event from this agent.
 func (a *Agent) publish(ctx context.Context, subject, typ, taskID string, data any) error {
-	e := event.New()
-	e.SetID(protocol.NewID())
-	e.SetSource(protocol.Source(a.tenant, a.name))
-	e.SetType(typ)
-	e.SetTime(time.Now())
-	if taskID != "" {
-		e.SetExtension(protocol.ExtTaskID, taskID)
+	e, err := bus.NewEvent(protocol.Source(a.tenant, a.name), typ, taskID, data)
+	if err == nil {
+		err = a.bus.Publish(ctx, subject, e)
 	}
-	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		return err
-	}
-	err := a.bus.Publish(ctx, subject, &e)
 	if err != nil {
 		a.log.WarnContext(ctx, "event not sent", "subject", subject, "task", taskID, "error", err)
 	}

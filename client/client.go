@@ -64,15 +64,7 @@ func New(nc *nats.Conn, tenant, name string, signer *bus.Signer, keys bus.KeyReg
 func (c *Client) Source() string { return protocol.Source(c.tenant, c.name) }
 
 func (c *Client) event(typ string, data any) (*event.Event, error) {
-	e := event.New()
-	e.SetID(protocol.NewID())
-	e.SetSource(c.Source())
-	e.SetType(typ)
-	e.SetTime(time.Now())
-	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return bus.NewEvent(c.Source(), typ, "", data)
 }
 
 // call sends a request and decodes the reply of type want into out.

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
@@ -73,18 +74,12 @@ func (a *auditor) selfSigned(ctx context.Context, e auditEntry) *nats.Msg {
 	if a.seal == nil {
 		return nil
 	}
-	ev := event.New()
-	ev.SetID(newID())
-	ev.SetSource(a.source)
-	ev.SetType(protocol.TypeAuditDecision)
-	ev.SetTime(time.Now())
-	if e.taskID != "" {
-		ev.SetExtension(protocol.ExtTaskID, e.taskID)
-	}
-	if err := ev.SetData(event.ApplicationJSON, auditDecision{Decision: e.decision, Reason: e.reason, TaskID: e.taskID, Refusal: e.refusal}); err != nil {
+	ev, err := bus.NewEvent(a.source, protocol.TypeAuditDecision, e.taskID, auditDecision{Decision: e.decision, Reason: e.reason, TaskID: e.taskID, Refusal: e.refusal})
+	if err != nil {
+		a.log.ErrorContext(ctx, "audit record not built", "decision", e.decision, "task", e.taskID, "error", err)
 		return nil
 	}
-	msg, err := a.seal(ctx, protocol.AuditSubject(e.decision), &ev)
+	msg, err := a.seal(ctx, protocol.AuditSubject(e.decision), ev)
 	if err != nil {
 		a.log.WarnContext(ctx, "audit record not signed", "decision", e.decision, "task", e.taskID, "error", err)
 		return nil

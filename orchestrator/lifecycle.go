@@ -38,7 +38,7 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	ctx, span := t.startTaskSpan(ctx, "dispatch "+task.Capability, task, previousAttempt(task)...)
 	defer span.End()
 	t.countTransition(ctx, task)
-	e := t.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
+	e, err := t.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
 		TaskID:     task.ID,
 		Attempt:    task.Attempt,
 		Capability: task.Capability,
@@ -46,6 +46,11 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 		Deadline:   task.Deadline,
 		Parent:     task.Parent,
 	})
+	if err != nil {
+		// The claim timeout retries it: the task is not lost.
+		t.log.ErrorContext(ctx, "dispatch not built", "task", task.ID, "error", err)
+		return
+	}
 	e.SetExtension(protocol.ExtAttempt, task.Attempt)
 	if task.Parent != "" {
 		e.SetExtension(protocol.ExtCausationID, task.Parent)
@@ -205,10 +210,7 @@ func (t *tenant) cancelSubtasks(ctx context.Context, parent *Task, why string) {
 
 // sendCancel tells an agent to stop working on a task.
 func (t *tenant) sendCancel(ctx context.Context, agent, taskID, why string) {
-	e := t.newEvent(protocol.TypeControlCancel, taskID, protocol.Report{TaskID: taskID, Message: why})
-	if err := t.bus.Publish(ctx, protocol.ControlCancel(agent), e); err != nil {
-		t.log.WarnContext(ctx, "cancel not sent", "task", taskID, "agent", agent, "error", err)
-	}
+	t.publish(ctx, protocol.ControlCancel(agent), protocol.TypeControlCancel, taskID, protocol.Report{TaskID: taskID, Message: why})
 }
 
 // recordTransition audits a transition and tells the submitter.
@@ -241,19 +243,13 @@ func (t *tenant) childFinished(ctx context.Context, child *Task) {
 // eq.client.<client>.task.<id>, an agent (for its subtask, when final) on
 // eq.ctl.<agent>.subtask.
 func (t *tenant) notify(ctx context.Context, task *Task) {
-	view := task.view()
-	var err error
 	if task.SubmitterIsAgent {
-		if !task.State.Final() || task.IsGate {
-			return
+		if task.State.Final() && !task.IsGate {
+			t.publish(ctx, protocol.ControlSubtask(task.Submitter), protocol.TypeSubtaskFinished, task.ID, task.view())
 		}
-		err = t.bus.Publish(ctx, protocol.ControlSubtask(task.Submitter), t.newEvent(protocol.TypeSubtaskFinished, task.ID, view))
-	} else {
-		err = t.bus.Publish(ctx, protocol.ClientTask(task.Submitter, task.ID), t.newEvent(stateEventType(task.State), task.ID, view))
+		return
 	}
-	if err != nil {
-		t.log.WarnContext(ctx, "task event not delivered", "task", task.ID, "error", err)
-	}
+	t.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), stateEventType(task.State), task.ID, task.view())
 }
 
 func stateEventType(s protocol.State) string {

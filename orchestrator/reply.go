@@ -64,5 +64,10 @@ func (t *tenant) respond(ctx context.Context, m *bus.Message, typ, taskID string
 	if m.Reply() == "" {
 		return
 	}
-	t.answer(ctx, principal(m), m.Reply(), t.newEvent(typ, taskID, data))
+	e, err := t.newEvent(typ, taskID, data)
+	if err != nil {
+		t.log.WarnContext(ctx, "answer not sent", "type", typ, "error", err)
+		return
+	}
+	t.answer(ctx, principal(m), m.Reply(), e)
 }

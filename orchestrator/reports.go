@@ -136,10 +136,7 @@ func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent strin
 	if task.SubmitterIsAgent {
 		return // subtask progress stays with the orchestrator
 	}
-	e := t.newEvent(m.Event.Type(), task.ID, r)
-	if err := t.bus.Publish(ctx, protocol.ClientTask(task.Submitter, task.ID), e); err != nil {
-		t.log.WarnContext(ctx, "progress not delivered", "task", task.ID, "error", err)
-	}
+	t.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), m.Event.Type(), task.ID, r)
 }
 
 func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent string, r protocol.Report, ok bool) {

@@ -163,21 +163,21 @@ func (t *tenant) stop() {
 	}
 }
 
-// newEvent builds an orchestrator event about a task.
-func (t *tenant) newEvent(typ, taskID string, data any) *event.Event {
-	e := event.New()
-	e.SetID(newID())
-	e.SetSource(t.source)
-	e.SetType(typ)
-	e.SetTime(time.Now())
-	if taskID != "" {
-		e.SetExtension(protocol.ExtTaskID, taskID)
+// newEvent builds an orchestrator event about a task (bus.NewEvent).
+func (t *tenant) newEvent(typ, taskID string, data any) (*event.Event, error) {
+	return bus.NewEvent(t.source, typ, taskID, data)
+}
+
+// publish builds and sends an orchestrator event, logging what failed.
+func (t *tenant) publish(ctx context.Context, subject, typ, taskID string, data any) error {
+	e, err := t.newEvent(typ, taskID, data)
+	if err == nil {
+		err = t.bus.Publish(ctx, subject, e)
 	}
-	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		// Only our own wire types go here; they always marshal.
-		panic(fmt.Sprintf("orchestrator: marshal %s: %v", typ, err))
+	if err != nil {
+		t.log.WarnContext(ctx, "event not delivered", "type", typ, "task", taskID, "error", err)
 	}
-	return &e
+	return err
 }
 
 // principal is the sender of a verified event.
@@ -255,7 +255,11 @@ func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message str
 }
 
 func (t *tenant) answerRefusal(ctx context.Context, sender, reply, requestID, reason, message string) {
-	e := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
+	e, err := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
+	if err != nil {
+		t.log.WarnContext(ctx, "refusal not sent", "error", err)
+		return
+	}
 	e.SetExtension(protocol.ExtRequestID, requestID)
 	t.answer(ctx, sender, reply, e)
 }

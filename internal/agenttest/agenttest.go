@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -16,15 +15,14 @@ import (
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
-// NewEvent builds an unsigned event from source.
+// NewEvent builds an unsigned event from source with bus.NewEvent; data
+// that cannot be marshalled is a bug in the test, so it panics.
 func NewEvent(source, typ string, data any) *event.Event {
-	e := event.New()
-	e.SetID(protocol.NewID())
-	e.SetSource(source)
-	e.SetType(typ)
-	e.SetTime(time.Now())
-	e.SetData(event.ApplicationJSON, data)
-	return &e
+	e, err := bus.NewEvent(source, typ, "", data)
+	if err != nil {
+		panic(err)
+	}
+	return e
 }
 
 // Echo runs an agent on nc (connected with creds) that answers every
