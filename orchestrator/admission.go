@@ -38,7 +38,7 @@ func (t *tenant) boundTypes(h bus.HandlerFunc) bus.HandlerFunc {
 			want = protocol.ReportType(kind)
 		}
 		if want == "" || m.Event.Type() != want {
-			t.refuse(ctx, m, reasonMalformed, "an event of type "+clip(m.Event.Type())+" is not accepted on "+clip(m.Subject)+"; want "+want)
+			t.refuse(ctx, m, protocol.ReasonMalformed, "an event of type "+clip(m.Event.Type())+" is not accepted on "+clip(m.Subject)+"; want "+want)
 			return
 		}
 		h(ctx, m)
@@ -109,7 +109,7 @@ func (t *tenant) metered(h bus.HandlerFunc) bus.HandlerFunc {
 	return func(ctx context.Context, m *bus.Message) {
 		ctx = context.WithValue(ctx, paidKey{}, true)
 		if !t.limiters.allow(principal(m)) {
-			t.refuse(ctx, m, reasonRateLimited, "you are over your request rate; slow down and retry")
+			t.refuse(ctx, m, protocol.ReasonRateLimited, "you are over your request rate; slow down and retry")
 			return
 		}
 		h(ctx, m)
@@ -145,11 +145,11 @@ func (t *tenant) firstTime(ctx context.Context, m *bus.Message) bool {
 	_, err := t.store.dedupe.Create(ctx, dedupeKey(m.Event.Source(), m.Event.ID()), nil)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
-		t.refuse(ctx, m, reasonReplay, "this event was received before")
+		t.refuse(ctx, m, protocol.ReasonReplay, "this event was received before")
 		return false
 	case err != nil:
 		t.log.ErrorContext(ctx, "replay check failed", "error", err)
-		t.refuse(ctx, m, reasonUnavailable, "could not check the event against replays; try again with a new event id")
+		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not check the event against replays; try again with a new event id")
 		return false
 	}
 	return true

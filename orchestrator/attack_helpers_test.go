@@ -76,7 +76,7 @@ func (a *attacker) request(msg *nats.Msg, d time.Duration) *event.Event {
 }
 
 // refusedWith asserts e is a refusal with reason and a request id.
-func refusedWith(t *testing.T, e *event.Event, reason string) protocol.Refused {
+func refusedWith(t *testing.T, e *event.Event, reason protocol.Reason) protocol.Refused {
 	t.Helper()
 	if e == nil {
 		t.Fatalf("no answer; want a refusal %q", reason)

@@ -21,20 +21,6 @@ import (
 // or fails the task. Like flows, gates move on through compare-and-set
 // steps and a periodic recheck, so a restart loses nothing.
 
-// GateRequest is the input of a gate task.
-type GateRequest struct {
-	Capability string          `json:"capability"`
-	Input      json.RawMessage `json:"input"`
-	Output     json.RawMessage `json:"output"`
-	TaskID     string          `json:"task_id"`
-}
-
-// GateVerdict is what a gate task must answer.
-type GateVerdict struct {
-	Approved bool     `json:"approved"`
-	Findings []string `json:"findings,omitempty"`
-}
-
 // gateTaskID derives the gate task's id: <task>=gate. Derived ids join
 // with '=', which no name (step, capability) and no random id contains,
 // so no flow step can take another task's gate id in advance.
@@ -98,9 +84,9 @@ func verdict(gate *Task) (bool, string) {
 	if gate.State != protocol.StateCompleted {
 		return false, fmt.Sprintf("held by the %s gate: the gate task %s (%s)", gate.Capability, gate.State, gate.Error)
 	}
-	var v GateVerdict
-	if err := json.Unmarshal(gate.Output, &v); err != nil {
-		return false, fmt.Sprintf("held by the %s gate: its verdict is not {\"approved\": ...}", gate.Capability)
+	var v protocol.GateVerdict
+	if err := protocol.Decode(gate.Output, &v); err != nil {
+		return false, fmt.Sprintf("held by the %s gate: its output is not a verdict {\"approved\": ..., \"findings\": [...]}: %v", gate.Capability, err)
 	}
 	if !v.Approved {
 		if len(v.Findings) == 0 {
@@ -115,7 +101,7 @@ func (t *tenant) startGate(ctx context.Context, task *Task) {
 	gate := t.gateFor(task.Capability)
 	gateCtx, span := t.startTaskSpan(ctx, "gate "+gate, task)
 	span.End()
-	input, _ := json.Marshal(GateRequest{Capability: task.Capability, Input: task.Input, Output: task.Output, TaskID: task.ID})
+	input, _ := json.Marshal(protocol.GateRequest{Capability: task.Capability, Input: task.Input, Output: task.Output, TaskID: task.ID})
 	now := time.Now().UTC()
 	policy := t.retryPolicy(gate)
 	child := &Task{

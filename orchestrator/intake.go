@@ -25,19 +25,19 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		telemetry.AttrTenant.String(t.name), telemetry.AttrSubmitter.String(submitter)))
 	defer span.End()
 	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
-		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox "+protocol.InboxPrefix(submitter)+".*")
+		t.refuse(ctx, m, protocol.ReasonForbidden, "the reply subject must be your own inbox "+protocol.InboxPrefix(submitter)+".*")
 		return
 	}
 	var req protocol.SubmitRequest
 	if err := decode(m, &req); err != nil {
-		t.refuse(ctx, m, reasonMalformed, err.Error())
+		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 		return
 	}
 	if req.Flow != nil && req.Capability == "" {
 		req.Capability = protocol.CapabilityFlow
 	}
 	if err := protocol.ValidateName("capability", req.Capability); err != nil {
-		t.refuse(ctx, m, reasonMalformed, err.Error())
+		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 		return
 	}
 	span.SetAttributes(telemetry.AttrCapability.String(req.Capability))
@@ -75,7 +75,7 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 	if req.Parent != "" {
 		span.SetAttributes(telemetry.AttrParentTask.String(req.Parent))
 		if err := t.checkParent(ctx, submitter, req.Parent); err != nil {
-			t.refuse(ctx, m, reasonForbidden, err.Error())
+			t.refuse(ctx, m, protocol.ReasonForbidden, err.Error())
 			return
 		}
 		task.Parent = req.Parent
@@ -98,7 +98,7 @@ func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req pr
 	if req.IdempotencyKey != "" {
 		existing, err := t.store.claimIdempotency(ctx, submitter, req.IdempotencyKey, task.ID)
 		if err != nil {
-			t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
+			t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the task; try again")
 			t.log.ErrorContext(ctx, "idempotency claim failed", "error", err)
 			return false
 		}
@@ -120,7 +120,7 @@ func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req pr
 			if t.storedByAnother(ctx, m, task, err) {
 				return false
 			}
-			t.refuse(ctx, m, reasonUnavailable, "could not record the flow; try again")
+			t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the flow; try again")
 			t.log.ErrorContext(ctx, "flow not stored", "error", err)
 			return false
 		}
@@ -132,7 +132,7 @@ func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req pr
 		if t.storedByAnother(ctx, m, task, err) {
 			return false
 		}
-		t.refuse(ctx, m, reasonUnavailable, "could not record the task; try again")
+		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the task; try again")
 		t.log.ErrorContext(ctx, "task not stored", "error", err)
 		return false
 	}
@@ -154,17 +154,17 @@ func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req pr
 // concurrency limits. It refuses (and returns false) or returns true.
 func (t *tenant) admit(ctx context.Context, m *bus.Message, submitter string, req *protocol.SubmitRequest) bool {
 	if _, ok := t.dir.role(submitter); !ok {
-		t.refuse(ctx, m, reasonForbidden, "unknown or revoked principal")
+		t.refuse(ctx, m, protocol.ReasonForbidden, "unknown or revoked principal")
 		return false
 	}
 	capabilities := []string{req.Capability}
 	if req.Capability == protocol.CapabilityFlow || req.Flow != nil {
 		if req.Capability != protocol.CapabilityFlow || req.Flow == nil {
-			t.refuse(ctx, m, reasonMalformed, `a flow needs capability "flow" and a flow definition`)
+			t.refuse(ctx, m, protocol.ReasonMalformed, `a flow needs capability "flow" and a flow definition`)
 			return false
 		}
 		if err := protocol.ValidateFlow(req.Flow); err != nil {
-			t.refuse(ctx, m, reasonMalformed, "flow: "+err.Error())
+			t.refuse(ctx, m, protocol.ReasonMalformed, "flow: "+err.Error())
 			return false
 		}
 		capabilities = capabilities[:0]
@@ -174,11 +174,11 @@ func (t *tenant) admit(ctx context.Context, m *bus.Message, submitter string, re
 	}
 	for _, c := range capabilities {
 		if !t.policy.maySubmit(submitter, c) {
-			t.refuse(ctx, m, reasonForbidden, fmt.Sprintf("you may not ask for capability %q", c))
+			t.refuse(ctx, m, protocol.ReasonForbidden, fmt.Sprintf("you may not ask for capability %q", c))
 			return false
 		}
 		if !t.dir.hasCapability(c) {
-			t.refuse(ctx, m, reasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
+			t.refuse(ctx, m, protocol.ReasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
 			return false
 		}
 	}
@@ -186,20 +186,20 @@ func (t *tenant) admit(ctx context.Context, m *bus.Message, submitter string, re
 		req.Input = []byte("null")
 	}
 	if limit := t.maxInput(); len(req.Input) > limit {
-		t.refuse(ctx, m, reasonTooLarge, fmt.Sprintf("the task's input is %d bytes; the most a dispatch can carry on this server is %d (its max payload %d, less %d for the event around it)",
+		t.refuse(ctx, m, protocol.ReasonTooLarge, fmt.Sprintf("the task's input is %d bytes; the most a dispatch can carry on this server is %d (its max payload %d, less %d for the event around it)",
 			len(req.Input), limit, min(t.nc.MaxPayload(), bus.DefaultMaxEventSize), dispatchOverhead))
 		return false
 	}
 	if err := validateJSON(t.schemas[req.Capability].input, req.Input); err != nil {
-		t.refuse(ctx, m, reasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
+		t.refuse(ctx, m, protocol.ReasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
 		return false
 	}
 	if t.limiter != nil && !t.limiter.Allow() {
-		t.refuse(ctx, m, reasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
+		t.refuse(ctx, m, protocol.ReasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
 		return false
 	}
 	if limit := t.policy.MaxConcurrent; limit > 0 && t.sched.activeCount() >= limit {
-		t.refuse(ctx, m, reasonOverCapacity, fmt.Sprintf("the tenant has %d unfinished tasks, its limit; retry when some end", limit))
+		t.refuse(ctx, m, protocol.ReasonOverCapacity, fmt.Sprintf("the tenant has %d unfinished tasks, its limit; retry when some end", limit))
 		return false
 	}
 
@@ -234,7 +234,7 @@ func (t *tenant) answerDuplicate(ctx context.Context, m *bus.Message, taskID str
 		return false
 	}
 	if err != nil {
-		t.refuse(ctx, m, reasonUnavailable, "could not read the task; try again")
+		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not read the task; try again")
 		return true
 	}
 	t.audit.record(ctx, auditEntry{decision: decisionDuplicate, taskID: taskID, event: m.Raw()})

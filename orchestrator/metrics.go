@@ -83,15 +83,15 @@ func (t *tenant) countTransition(ctx context.Context, task *Task) {
 
 // signatureReasons are the refusals that mean an event's signature or
 // freshness did not hold.
-var signatureReasons = map[string]bool{
-	reasonUnsigned: true, reasonBadSignature: true, reasonUnknownSigner: true,
-	reasonSignerMismatch: true, reasonReplay: true,
+var signatureReasons = map[protocol.Reason]bool{
+	protocol.ReasonUnsigned: true, protocol.ReasonBadSignature: true, protocol.ReasonUnknownSigner: true,
+	protocol.ReasonSignerMismatch: true, protocol.ReasonReplay: true,
 }
 
-func (t *tenant) countRefusal(ctx context.Context, reason string) {
-	t.cfg.metrics.Refused(ctx, t.name, reason)
+func (t *tenant) countRefusal(ctx context.Context, reason protocol.Reason) {
+	t.cfg.metrics.Refused(ctx, t.name, string(reason))
 	if signatureReasons[reason] {
-		t.cfg.metrics.SignatureFailure(ctx, t.name, reason)
+		t.cfg.metrics.SignatureFailure(ctx, t.name, string(reason))
 	}
 }
 

@@ -14,21 +14,21 @@ import (
 
 func (t *tenant) ownTask(ctx context.Context, m *bus.Message) (*Task, bool) {
 	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
-		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox")
+		t.refuse(ctx, m, protocol.ReasonForbidden, "the reply subject must be your own inbox")
 		return nil, false
 	}
 	var ref protocol.TaskRef
 	if err := decode(m, &ref); err != nil || ref.TaskID == "" {
-		t.refuse(ctx, m, reasonMalformed, "want {\"task_id\": ...}")
+		t.refuse(ctx, m, protocol.ReasonMalformed, "want {\"task_id\": ...}")
 		return nil, false
 	}
 	task, _, err := t.store.get(ctx, ref.TaskID)
 	if errors.Is(err, errNotFound) || (err == nil && task.Submitter != principal(m)) {
-		t.refuse(ctx, m, reasonNotFound, "no such task")
+		t.refuse(ctx, m, protocol.ReasonNotFound, "no such task")
 		return nil, false
 	}
 	if err != nil {
-		t.refuse(ctx, m, reasonUnavailable, "could not read the task; try again")
+		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not read the task; try again")
 		return nil, false
 	}
 	return task, true
@@ -47,7 +47,7 @@ func (t *tenant) handleCancel(ctx context.Context, m *bus.Message) {
 	}
 	task, err := t.cancel(ctx, task.ID, "cancelled by "+principal(m), m.Raw())
 	if err != nil {
-		t.refuse(ctx, m, reasonUnavailable, "could not cancel the task; try again")
+		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not cancel the task; try again")
 		return
 	}
 	t.respond(ctx, m, protocol.TypeTaskView, task.ID, task.view())
@@ -57,13 +57,13 @@ func (t *tenant) handleCancel(ctx context.Context, m *bus.Message) {
 // the index: the cost is the page, not the tenant's task count.
 func (t *tenant) handleList(ctx context.Context, m *bus.Message) {
 	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
-		t.refuse(ctx, m, reasonForbidden, "the reply subject must be your own inbox")
+		t.refuse(ctx, m, protocol.ReasonForbidden, "the reply subject must be your own inbox")
 		return
 	}
 	var req protocol.ListRequest
 	if len(m.Event.Data()) > 0 {
 		if err := decode(m, &req); err != nil {
-			t.refuse(ctx, m, reasonMalformed, err.Error())
+			t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 			return
 		}
 	}
@@ -72,12 +72,12 @@ func (t *tenant) handleList(ctx context.Context, m *bus.Message) {
 	case limit == 0:
 		limit = protocol.DefaultListPage
 	case limit < 0 || limit > protocol.MaxListPage:
-		t.refuse(ctx, m, reasonMalformed, fmt.Sprintf("limit must be 1 to %d", protocol.MaxListPage))
+		t.refuse(ctx, m, protocol.ReasonMalformed, fmt.Sprintf("limit must be 1 to %d", protocol.MaxListPage))
 		return
 	}
 	if req.After != "" {
 		if _, ok := parseCursor(req.After); !ok {
-			t.refuse(ctx, m, reasonMalformed, "after is not a cursor from a previous page's next")
+			t.refuse(ctx, m, protocol.ReasonMalformed, "after is not a cursor from a previous page's next")
 			return
 		}
 	}
@@ -89,7 +89,7 @@ func (t *tenant) handleList(ctx context.Context, m *bus.Message) {
 			continue // expired since it was indexed
 		}
 		if err != nil {
-			t.refuse(ctx, m, reasonUnavailable, "could not list tasks; try again")
+			t.refuse(ctx, m, protocol.ReasonUnavailable, "could not list tasks; try again")
 			return
 		}
 		views = append(views, task.view())

@@ -14,7 +14,7 @@ import (
 
 // reviewer approves code unless it contains "eval(".
 func reviewer(_ context.Context, _ *agent, d protocol.Dispatch) (json.RawMessage, *protocol.Report) {
-	var req orchestrator.GateRequest
+	var req protocol.GateRequest
 	json.Unmarshal(d.Input, &req)
 	if strings.Contains(string(req.Output), "eval(") {
 		return json.RawMessage(`{"approved":false,"findings":["dangerous call: eval"]}`), nil

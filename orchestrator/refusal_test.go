@@ -50,7 +50,7 @@ func TestRefusals(t *testing.T) {
 	cases := []struct {
 		name   string
 		msg    func() *nats.Msg
-		reason string
+		reason protocol.Reason
 	}{
 		{"unsigned", func() *nats.Msg {
 			msg, _ := bus.EncodeBinary(protocol.TasksSubmit, agenttest.NewEvent(source, protocol.TypeTaskSubmit, submit))

@@ -68,7 +68,10 @@ type refusalCounter struct {
 	open map[refusalKey]*refusalCount
 }
 
-type refusalKey struct{ sender, reason string }
+type refusalKey struct {
+	sender string
+	reason protocol.Reason
+}
 
 type refusalCount struct {
 	first  time.Time
@@ -79,7 +82,7 @@ type refusalCount struct {
 
 // note counts a refusal and reports whether it should be recorded now
 // (the first of its window).
-func (c *refusalCounter) note(sender, reason string, now time.Time, r RefusalRecord) bool {
+func (c *refusalCounter) note(sender string, reason protocol.Reason, now time.Time, r RefusalRecord) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.open == nil {
@@ -100,7 +103,7 @@ func (c *refusalCounter) note(sender, reason string, now time.Time, r RefusalRec
 
 // refusalSummary is a closed window with refusals not yet recorded.
 type refusalSummary struct {
-	reason string
+	reason protocol.Reason
 	record RefusalRecord
 }
 
@@ -128,18 +131,18 @@ func (c *refusalCounter) closeWindows(now time.Time) []refusalSummary {
 
 // recordRefusal audits a refusal as a bounded record, counted with the
 // sender's other refusals of the same reason.
-func (t *tenant) recordRefusal(ctx context.Context, sender, reason, message, requestID string, msg *nats.Msg) {
+func (t *tenant) recordRefusal(ctx context.Context, sender string, reason protocol.Reason, message, requestID string, msg *nats.Msg) {
 	r := newRefusalRecord(sender, msg)
 	if !t.refusals.note(sender, reason, time.Now(), r) {
 		return
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: reason + ": " + message, requestID: requestID, refusal: &r})
+	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: string(reason) + ": " + message, requestID: requestID, refusal: &r})
 }
 
 // summarizeRefusals writes the summaries of closed windows.
 func (t *tenant) summarizeRefusals(ctx context.Context, now time.Time) {
 	for _, s := range t.refusals.closeWindows(now) {
 		r := s.record
-		t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: s.reason + ": repeated", refusal: &r})
+		t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: string(s.reason) + ": repeated", refusal: &r})
 	}
 }

@@ -35,20 +35,20 @@ const maxVersionLen = 64
 // handleHeartbeat records an agent instance's heartbeat.
 func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent string) {
 	if len(m.Event.Data()) > MaxHeartbeatSize {
-		t.refuse(ctx, m, reasonTooLarge, fmt.Sprintf("a heartbeat is at most %d bytes", MaxHeartbeatSize))
+		t.refuse(ctx, m, protocol.ReasonTooLarge, fmt.Sprintf("a heartbeat is at most %d bytes", MaxHeartbeatSize))
 		return
 	}
 	if !t.limiters.allow(agent) {
-		t.refuse(ctx, m, reasonRateLimited, "you are over your request rate; slow down")
+		t.refuse(ctx, m, protocol.ReasonRateLimited, "you are over your request rate; slow down")
 		return
 	}
 	var hb protocol.Heartbeat
 	if err := decode(m, &hb); err != nil || hb.Agent != agent || !validInstance(hb.Instance) {
-		t.refuse(ctx, m, reasonMalformed, "want a heartbeat from the agent that sends it")
+		t.refuse(ctx, m, protocol.ReasonMalformed, "want a heartbeat from the agent that sends it")
 		return
 	}
 	if err := t.checkHeartbeat(agent, &hb); err != nil {
-		t.refuse(ctx, m, reasonMalformed, err.Error())
+		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 		return
 	}
 	key := protocol.AgentInstanceKey(agent, hb.Instance)
@@ -60,7 +60,7 @@ func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent stri
 		return
 	}
 	if !t.instances.admit(ctx, t, agent, hb.Instance) {
-		t.refuse(ctx, m, reasonOverCapacity, fmt.Sprintf("agent %s has %d live instances, its limit", agent, t.maxInstances()))
+		t.refuse(ctx, m, protocol.ReasonOverCapacity, fmt.Sprintf("agent %s has %d live instances, its limit", agent, t.maxInstances()))
 		return
 	}
 	hb.LastSeen = time.Now().UTC()

@@ -18,7 +18,7 @@ import (
 func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 	agent, kind, ok := protocol.ParseAgentSubject(m.Subject)
 	if !ok || agent != principal(m) {
-		t.refuse(ctx, m, reasonSignerMismatch, "report subject and signer disagree")
+		t.refuse(ctx, m, protocol.ReasonSignerMismatch, "report subject and signer disagree")
 		return
 	}
 	t.annotate(ctx, telemetry.AttrAgent.String(agent))
@@ -28,7 +28,7 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 	}
 	var r protocol.Report
 	if err := decode(m, &r); err != nil || r.TaskID == "" || r.Attempt < 1 {
-		t.refuse(ctx, m, reasonMalformed, "want a task report with task_id and attempt")
+		t.refuse(ctx, m, protocol.ReasonMalformed, "want a task report with task_id and attempt")
 		return
 	}
 	t.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
@@ -126,7 +126,7 @@ func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent strin
 	}
 	if err := t.claimable(task, agent, r); err != nil {
 		if errors.Is(err, errNotClaimant) {
-			t.refuse(ctx, m, reasonForbidden, "you do not hold this attempt")
+			t.refuse(ctx, m, protocol.ReasonForbidden, "you do not hold this attempt")
 		}
 		return
 	}
@@ -200,11 +200,11 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 // that is over.
 func (t *tenant) badReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report, err error) {
 	if errors.Is(err, errNotClaimant) {
-		t.refuse(ctx, m, reasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
+		t.refuse(ctx, m, protocol.ReasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
 		return
 	}
 	if errors.Is(err, errNotFound) {
-		t.refuse(ctx, m, reasonNotFound, "no such task")
+		t.refuse(ctx, m, protocol.ReasonNotFound, "no such task")
 		return
 	}
 	t.staleReport(ctx, agent, r, err)

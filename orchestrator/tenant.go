@@ -186,40 +186,22 @@ func principal(m *bus.Message) string {
 	return name
 }
 
-// refusal reasons, as the submitter sees them.
-const (
-	reasonMalformed         = "malformed"
-	reasonUnsigned          = "unsigned"
-	reasonBadSignature      = "bad_signature"
-	reasonUnknownSigner     = "unknown_signer"
-	reasonSignerMismatch    = "signer_mismatch"
-	reasonReplay            = "replay"
-	reasonTooLarge          = "too_large"
-	reasonUnknownCapability = "unknown_capability"
-	reasonForbidden         = "forbidden"
-	reasonNotFound          = "not_found"
-	reasonUnavailable       = "unavailable"
-	reasonRateLimited       = "rate_limited"
-	reasonOverCapacity      = "over_capacity"
-	reasonSchemaInvalid     = "schema_invalid"
-)
-
-func reasonFor(err error) string {
+func reasonFor(err error) protocol.Reason {
 	switch {
 	case errors.Is(err, bus.ErrUnsigned):
-		return reasonUnsigned
+		return protocol.ReasonUnsigned
 	case errors.Is(err, bus.ErrBadSignature):
-		return reasonBadSignature
+		return protocol.ReasonBadSignature
 	case errors.Is(err, bus.ErrUnknownSigner):
-		return reasonUnknownSigner
+		return protocol.ReasonUnknownSigner
 	case errors.Is(err, bus.ErrSignerMismatch):
-		return reasonSignerMismatch
+		return protocol.ReasonSignerMismatch
 	case errors.Is(err, bus.ErrReplay):
-		return reasonReplay
+		return protocol.ReasonReplay
 	case errors.Is(err, bus.ErrTooLarge):
-		return reasonTooLarge
+		return protocol.ReasonTooLarge
 	}
-	return reasonMalformed
+	return protocol.ReasonMalformed
 }
 
 // refused is the bus's refusal handler: a message failed decoding or
@@ -243,7 +225,7 @@ func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 
 // refuse turns down a verified request: counted against its sender,
 // recorded, answered on the sender's inbox, never executed.
-func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message string) {
+func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason protocol.Reason, message string) {
 	requestID := newID()
 	sender := principal(m)
 	spanRefused(ctx, reason, message)
@@ -254,7 +236,7 @@ func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason, message str
 	t.answerRefusal(ctx, sender, m.Reply(), requestID, reason, message)
 }
 
-func (t *tenant) answerRefusal(ctx context.Context, sender, reply, requestID, reason, message string) {
+func (t *tenant) answerRefusal(ctx context.Context, sender, reply, requestID string, reason protocol.Reason, message string) {
 	e, err := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
 	if err != nil {
 		t.log.WarnContext(ctx, "refusal not sent", "error", err)

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/equilateral-agents/equilateral/protocol"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
@@ -75,9 +76,9 @@ func (t *tenant) annotate(ctx context.Context, attrs ...attribute.KeyValue) {
 }
 
 // spanRefused marks the span in ctx as a refusal, with its reason.
-func spanRefused(ctx context.Context, reason, message string) {
+func spanRefused(ctx context.Context, reason protocol.Reason, message string) {
 	span := trace.SpanFromContext(ctx)
-	span.SetAttributes(telemetry.AttrReason.String(reason))
-	span.SetStatus(codes.Error, "refused: "+reason)
-	span.AddEvent("refused", trace.WithAttributes(telemetry.AttrReason.String(reason), attribute.String("message", message)))
+	span.SetAttributes(telemetry.AttrReason.String(string(reason)))
+	span.SetStatus(codes.Error, "refused: "+string(reason))
+	span.AddEvent("refused", trace.WithAttributes(telemetry.AttrReason.String(string(reason)), attribute.String("message", message)))
 }

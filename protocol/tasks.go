@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -60,6 +61,7 @@ var (
 	TypeTaskView         = EventType("task", "view")
 	TypeTaskListing      = EventType("task", "listing")
 	TypeControlCancel    = EventType("control", "cancel")
+	TypeReportRefused    = EventType("report", "refused")
 	TypeAuditDecision    = EventType("audit", "decision")
 	TypeSubtaskFinished  = EventType("subtask", "finished")
 	TypeAgentHeartbeat   = EventType("agent", "heartbeat")
@@ -69,8 +71,12 @@ var (
 
 // SubmitRequest is the data of io.equilateral.task.submit.v1.
 type SubmitRequest struct {
-	Capability     string          `json:"capability"`
-	Input          json.RawMessage `json:"input"`
+	// Capability names what to run: required, except for a flow, where it
+	// may be left out or be "flow".
+	Capability string `json:"capability,omitempty"`
+	// Input is any JSON value, given to the agent as it is (null if left
+	// out).
+	Input          json.RawMessage `json:"input,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	// Timeout bounds the whole task (all attempts); zero means the
 	// capability's default.
@@ -90,12 +96,20 @@ type Accepted struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
-// Refused is the reply to a request the orchestrator turned down. Message
-// is safe to show; RequestID finds the details in the audit stream.
+// Refused says the orchestrator turned a message down: the data of
+// io.equilateral.task.refused.v1 (the reply to a request) and of
+// io.equilateral.report.refused.v1 (sent to an agent on
+// eq.ctl.<agent>.refused about its report or heartbeat). Message is safe
+// to show; RequestID finds the details in the audit stream.
 type Refused struct {
-	Reason    string `json:"reason"`
+	Reason    Reason `json:"reason"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id"`
+	// EventID is the id of the refused event, when it could be read.
+	EventID string `json:"event_id,omitempty"`
+	// TaskID and Attempt name the task a refused report was about.
+	TaskID  string `json:"task_id,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
 }
 
 // TaskRef names a task (get and cancel requests).
@@ -179,18 +193,26 @@ type Duration time.Duration
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. A duration is a string of
+// decimal numbers with units, as Go writes them: "300ms", "30s", "1m30s".
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return err
+		return &FieldError{Msg: fmt.Sprintf(`want a duration string such as "30s" or "1m30s", got %s`, printable(clipBytes(b)))}
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
+	if err != nil || v < 0 {
+		return &FieldError{Msg: fmt.Sprintf(`want a duration such as "30s" or "1m30s" (units ns, us, ms, s, m, h), got %q`, printable(s))}
 	}
 	*d = Duration(v)
 	return nil
+}
+
+func clipBytes(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "…"
+	}
+	return string(b)
 }
 
 // Flow is a declarative chain of steps run by the orchestrator: each step
@@ -215,3 +237,6 @@ type FlowStep struct {
 
 // CapabilityFlow marks a task that runs a Flow rather than an agent.
 const CapabilityFlow = "flow"
+
+// String writes d as Go does: "1m30s".
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/equilateral-agents/equilateral/protocol"
 )
 
 // maxFindings caps a verdict, so that a gate's rejection reason stays
@@ -19,11 +21,8 @@ const maxFindings = 50
 // middle.
 const maxPath = 160
 
-// Verdict is the reviewer's output, and what an output gate must answer.
-type Verdict struct {
-	Approved bool     `json:"approved"`
-	Findings []string `json:"findings"`
-}
+// Verdict is the reviewer's output: what an output gate must answer.
+type Verdict = protocol.GateVerdict
 
 type callRule struct {
 	name string
