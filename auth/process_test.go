@@ -11,134 +11,26 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/equilateral-agents/equilateral/internal/procout"
+	"github.com/equilateral-agents/equilateral/internal/testbin"
 )
 
 const natsServerModule = "github.com/nats-io/nats-server/v2"
 
-var natsServerBuild struct {
-	once    sync.Once
-	path    string
-	version string
-	took    time.Duration
-	skip    string // why the binary cannot be built here
-	err     error
-}
-
 // natsServerBinary builds nats-server from the module go.mod requires, once
-// per test process, and returns its path. It skips the test when building
-// is not possible (-short, no go tool) and fails it when the build breaks.
-//
-// The binary goes to a fixed, version-named path under os.TempDir (written
-// through a rename, so concurrent test processes never see half a file):
-// one file, replaced by each run, instead of a temporary directory that
-// nothing could remove without a TestMain.
+// per test process, and returns its path. It skips the test under -short.
 func natsServerBinary(tb testing.TB) string {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("-short: not building nats-server to run it as a process")
 	}
-	b := &natsServerBuild
-	b.once.Do(func() {
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			if goTool, err = exec.LookPath("go"); err != nil {
-				b.skip = "no go tool to build nats-server with (GOROOT " + runtime.GOROOT() + ", not on PATH either)"
-				return
-			}
-		}
-		root, err := moduleRoot()
-		if err != nil {
-			b.err = err
-			return
-		}
-		dir := filepath.Join(os.TempDir(), "equilateral-test-bin")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			b.err = err
-			return
-		}
-		b.version = natsServerVersion(root)
-		final := filepath.Join(dir, "nats-server-"+b.version)
-		tmp := fmt.Sprintf("%s.%d.tmp", final, os.Getpid())
-		cmd := exec.Command(goTool, "build", "-o", tmp, natsServerModule)
-		cmd.Dir = root
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		b.took = time.Since(start)
-		if err != nil {
-			os.Remove(tmp)
-			b.err = fmt.Errorf("go build %s (in %s): %w\n%s", natsServerModule, root, err, out)
-			return
-		}
-		if err := os.Rename(tmp, final); err != nil {
-			os.Remove(tmp)
-			b.err = err
-			return
-		}
-		b.path = final
-	})
-	switch {
-	case b.skip != "":
-		tb.Skip(b.skip)
-	case b.err != nil:
-		tb.Fatal(b.err)
-	}
-	tb.Logf("nats-server %s built in %v: %s", b.version, b.took.Round(time.Millisecond), b.path)
-	return b.path
-}
-
-// natsServerVersion is the nats-server version go.mod (in root) requires;
-// it names the built binary. (A test binary's debug.BuildInfo lists no
-// dependencies, so go.mod is read instead.)
-func natsServerVersion(root string) string {
-	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil {
-		return "unknown"
-	}
-	version := "unknown"
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		for _, directive := range []string{"require ", "replace "} {
-			line = strings.TrimPrefix(line, directive)
-		}
-		fields := strings.Fields(line)
-		if len(fields) < 2 || fields[0] != natsServerModule {
-			continue
-		}
-		if fields[1] == "=>" || (len(fields) > 2 && fields[2] == "=>") {
-			return "replaced" // a replace directive: no single version
-		}
-		version = fields[1]
-	}
-	return version
-}
-
-// moduleRoot is the directory holding go.mod, above the package directory
-// the test runs in.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
+	return testbin.Build(tb, natsServerModule)
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
