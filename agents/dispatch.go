@@ -46,7 +46,7 @@ func (at *attempt) stop(cause error) {
 // report and runs the handler on its own goroutine.
 func (a *Agent) handleDispatch(ctx context.Context, m *bus.Message) {
 	var d protocol.Dispatch
-	if m.Event.Type() != protocol.TypeTaskDispatched || json.Unmarshal(m.Event.Data(), &d) != nil || d.TaskID == "" || d.Attempt < 1 {
+	if m.Event.Type() != protocol.TypeTaskDispatched || protocol.Decode(m.Event.Data(), &d) != nil || d.TaskID == "" || d.Attempt < 1 {
 		a.log.WarnContext(ctx, "dispatch ignored: not a task dispatch", "subject", m.Subject, "type", m.Event.Type())
 		return
 	}
@@ -209,26 +209,54 @@ func truncate(s string, n int) string {
 }
 
 // handleControl takes the orchestrator's word on eq.ctl.<agent>.>: cancel
-// a task, or a subtask finished.
+// an attempt, a subtask finished, or one of our reports was refused. Only
+// the orchestrator may publish there (the server's ACL), and every body is
+// read strictly.
 func (a *Agent) handleControl(ctx context.Context, m *bus.Message) {
-	switch m.Subject {
-	case protocol.ControlCancel(a.name):
-		var r protocol.Report
-		if json.Unmarshal(m.Event.Data(), &r) != nil || r.TaskID == "" {
-			return
+	var err error
+	switch {
+	case m.Subject == protocol.ControlCancel(a.name) && m.Event.Type() == protocol.TypeControlCancel:
+		var c protocol.Cancel
+		if err = protocol.Decode(m.Event.Data(), &c); err == nil {
+			a.cancelAttempt(ctx, c)
 		}
-		a.mu.Lock()
-		at := a.running[r.TaskID]
-		a.mu.Unlock()
-		if at != nil {
-			a.log.InfoContext(ctx, "task cancelled", "task", r.TaskID, "reason", r.Message)
-			at.stop(fmt.Errorf("%w: %s", ErrCancelled, r.Message))
-		}
-	case protocol.ControlSubtask(a.name):
+	case m.Subject == protocol.ControlSubtask(a.name) && m.Event.Type() == protocol.TypeSubtaskFinished:
 		var v protocol.TaskView
-		if json.Unmarshal(m.Event.Data(), &v) != nil || v.TaskID == "" {
-			return
+		if err = protocol.Decode(m.Event.Data(), &v); err == nil {
+			a.subtasks.finished(v)
 		}
-		a.subtasks.finished(v)
+	case m.Subject == protocol.ControlRefused(a.name) && m.Event.Type() == protocol.TypeReportRefused:
+		var r protocol.Refused
+		if err = protocol.Decode(m.Event.Data(), &r); err == nil {
+			a.refused(ctx, r)
+		}
+	default:
+		err = fmt.Errorf("no control message of type %s is sent on %s", truncate(m.Event.Type(), 80), truncate(m.Subject, 80))
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "control message ignored", "subject", m.Subject, "error", err)
+	}
+}
+
+// cancelAttempt stops the handler of the attempt named, if it runs here.
+func (a *Agent) cancelAttempt(ctx context.Context, c protocol.Cancel) {
+	a.mu.Lock()
+	at := a.running[c.TaskID]
+	a.mu.Unlock()
+	if at == nil || at.attempt != c.Attempt {
+		return
+	}
+	a.log.InfoContext(ctx, "task cancelled", "task", c.TaskID, "attempt", c.Attempt, "reason", c.Message)
+	at.stop(fmt.Errorf("%w: %s", ErrCancelled, c.Message))
+}
+
+// refused hears that the orchestrator turned down one of our reports or
+// heartbeats: it is logged with its request id (the audit stream has the
+// rest) and passed to the WithRefusals callback.
+func (a *Agent) refused(ctx context.Context, r protocol.Refused) {
+	a.log.WarnContext(ctx, "report refused by the orchestrator", "reason", r.Reason, "message", r.Message,
+		"task", r.TaskID, "attempt", r.Attempt, "event", r.EventID, "request_id", r.RequestID)
+	if a.cfg.onRefused != nil {
+		a.cfg.onRefused(r)
 	}
 }

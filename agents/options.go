@@ -21,6 +21,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
+	onRefused      func(protocol.Refused)
 	maxConcurrent  int
 	claimWait      time.Duration
 	drainTimeout   time.Duration
@@ -77,6 +78,13 @@ func WithHeartbeat(d time.Duration) Option { return optionFunc(func(c *config) {
 
 // WithVersion is the version the agent announces in its heartbeats.
 func WithVersion(v string) Option { return optionFunc(func(c *config) { c.version = v }) }
+
+// WithRefusals calls f with each refusal of this agent's reports and
+// heartbeats the orchestrator sends (on eq.ctl.<agent>.refused). They are
+// logged either way. f runs on the control subscription: keep it short.
+func WithRefusals(f func(protocol.Refused)) Option {
+	return optionFunc(func(c *config) { c.onRefused = f })
+}
 
 // WithLogger sets the logger (default: discard). Payloads are never logged.
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }

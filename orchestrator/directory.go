@@ -11,7 +11,7 @@ import (
 // agent, which capabilities exist. It reloads at most once a second, so
 // agents created while the orchestrator runs are known at once.
 type directory struct {
-	store  *auth.Store
+	store  Identities
 	tenant string
 
 	mu           sync.Mutex
@@ -21,7 +21,7 @@ type directory struct {
 	serving      map[string]bool // "<agent>/<capability>"
 }
 
-func newDirectory(store *auth.Store, tenant string) *directory {
+func newDirectory(store Identities, tenant string) *directory {
 	return &directory{store: store, tenant: tenant}
 }
 

@@ -117,7 +117,7 @@ func (t *tenant) attemptExpired(ctx context.Context, id string) {
 	span.SetAttributes(telemetry.AttrReason.String(task.Error))
 	defer span.End()
 	if agent != "" {
-		t.sendCancel(ctx, agent, task.ID, "attempt timed out")
+		t.sendCancel(ctx, agent, task.ID, task.Attempt, "attempt timed out")
 	}
 	t.recordTransition(ctx, task, task.Error, nil)
 }
@@ -142,7 +142,7 @@ func (t *tenant) timeOut(ctx context.Context, id string) {
 	ctx, span := t.startTaskSpan(ctx, "timed out", task)
 	defer span.End()
 	if agent != "" {
-		t.sendCancel(ctx, agent, task.ID, "deadline exceeded")
+		t.sendCancel(ctx, agent, task.ID, task.Attempt, "deadline exceeded")
 	}
 	t.recordTransition(ctx, task, task.Error, nil)
 	t.cancelSubtasks(ctx, task, "parent timed out")
@@ -193,7 +193,7 @@ func (t *tenant) cancel(ctx context.Context, id, why string, event *nats.Msg) (*
 		return nil, err
 	}
 	if agent != "" {
-		t.sendCancel(ctx, agent, task.ID, why)
+		t.sendCancel(ctx, agent, task.ID, task.Attempt, why)
 	}
 	t.recordTransition(ctx, task, why, event)
 	t.cancelSubtasks(ctx, task, "parent cancelled")
@@ -208,9 +208,9 @@ func (t *tenant) cancelSubtasks(ctx context.Context, parent *Task, why string) {
 	}
 }
 
-// sendCancel tells an agent to stop working on a task.
-func (t *tenant) sendCancel(ctx context.Context, agent, taskID, why string) {
-	t.publish(ctx, protocol.ControlCancel(agent), protocol.TypeControlCancel, taskID, protocol.Report{TaskID: taskID, Message: why})
+// sendCancel tells an agent to stop working on an attempt of a task.
+func (t *tenant) sendCancel(ctx context.Context, agent, taskID string, attempt int, why string) {
+	t.publish(ctx, protocol.ControlCancel(agent), protocol.TypeControlCancel, taskID, protocol.Cancel{TaskID: taskID, Attempt: attempt, Message: why})
 }
 
 // recordTransition audits a transition and tells the submitter.

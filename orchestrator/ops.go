@@ -18,8 +18,12 @@ func (t *tenant) ownTask(ctx context.Context, m *bus.Message) (*Task, bool) {
 		return nil, false
 	}
 	var ref protocol.TaskRef
-	if err := decode(m, &ref); err != nil || ref.TaskID == "" {
-		t.refuse(ctx, m, protocol.ReasonMalformed, "want {\"task_id\": ...}")
+	if err := decode(m, &ref); err != nil {
+		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
+		return nil, false
+	}
+	if ref.TaskID == "" {
+		t.refuse(ctx, m, protocol.ReasonMalformed, "field task_id: must not be empty")
 		return nil, false
 	}
 	task, _, err := t.store.get(ctx, ref.TaskID)

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
@@ -29,7 +28,7 @@ type Orchestrator struct {
 
 type config struct {
 	url            string
-	store          *auth.Store
+	store          Identities
 	keys           bus.KeyRegistry
 	logger         *slog.Logger
 	tracerProvider trace.TracerProvider
@@ -90,7 +89,7 @@ func WithTick(d time.Duration) Option { return optionFunc(func(c *config) { c.ti
 
 // New prepares an orchestrator for the NATS server at url, with keys and
 // creds from store. Run starts it.
-func New(url string, store *auth.Store, opts ...Option) (*Orchestrator, error) {
+func New(url string, store Identities, opts ...Option) (*Orchestrator, error) {
 	cfg := &config{
 		url:           url,
 		store:         store,

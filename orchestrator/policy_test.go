@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/equilateral-agents/equilateral/examples"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
@@ -201,4 +202,85 @@ func TestRetryPolicyPerCapability(t *testing.T) {
 	if v := c.waitState(acc.TaskID, protocol.StateDeadLettered); v.Attempts != 1 {
 		t.Fatalf("attempts %d, the policy allows 1", v.Attempts)
 	}
+}
+
+func TestParsePolicyExample(t *testing.T) {
+	p, err := orchestrator.ParsePolicy(examples.Policy, "examples/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := p.Default.Capabilities["code"].Retry
+	if retry == nil || retry.MaxAttempts != 5 || retry.InitialBackoff != 500*time.Millisecond || retry.AttemptTimeout != 2*time.Minute {
+		t.Fatalf("retry policy of code: %+v", retry)
+	}
+	if p.Default.Capabilities["code"].Gate != "review" || p.Tenants["globex"].MaxConcurrent != 100 {
+		t.Fatalf("policy %+v", p)
+	}
+}
+
+// goTypeNames must never reach whoever wrote a policy file.
+var goTypeNames = []string{"orchestrator.", "time.Duration", "map[", "[]", "int64", "float64", "yaml: unmarshal"}
+
+// TestParsePolicyErrors: each mistake is named with the file, the line
+// and what was wanted, in YAML's terms.
+func TestParsePolicyErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"misspelt field", "default:\n  rate_per_sec: 5\n", []string{`p.yaml: line 2: unknown field "rate_per_sec"`}},
+		{"string for a number", "default:\n  burst: lots\n", []string{`p.yaml: line 2: want a whole number, got the string "lots"`}},
+		{"bad duration", "default:\n  capabilities:\n    code:\n      retry:\n        max_backoff: soon\n",
+			[]string{`p.yaml: line 5: want a duration such as 500ms or 2m, got the string "soon"`}},
+		{"number for a mapping", "tenants: 5\n", []string{"p.yaml: line 1: want a mapping, got 5"}},
+		{"mapping for a list", "default:\n  capabilities:\n    deploy:\n      submitters: {a: b}\n", []string{"p.yaml: line 4: want a list, got a mapping"}},
+		{"two mistakes", "default:\n  burst: lots\n  max_concurrent: many\n",
+			[]string{`p.yaml: line 2: want a whole number, got the string "lots"`, `p.yaml: line 3: want a whole number, got the string "many"`}},
+		{"not YAML", "default: [1\n", []string{"p.yaml: line 1: did not find expected ',' or ']'"}},
+		{"tab indent", "default:\n\tburst: 1\n", []string{"p.yaml: line 2: found character that cannot start any token"}},
+		{"empty", "", []string{"p.yaml: empty policy file"}},
+		{"two documents", "default:\n  burst: 1\n---\ndefault:\n  burst: 2\n", []string{"p.yaml: more than one YAML document"}},
+		{"bad schema", "default:\n  capabilities:\n    plan:\n      input_schema: {type: 5}\n", []string{"p.yaml: policy default: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := orchestrator.ParsePolicy([]byte(tc.yaml), "p.yaml")
+			if err == nil {
+				t.Fatalf("accepted: %+v", p)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			for _, name := range goTypeNames {
+				if strings.Contains(err.Error(), name) {
+					t.Errorf("error %q shows the Go type name %q", err, name)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParsePolicy: any input is parsed or refused without a panic, and a
+// refusal names the file and shows no Go type name the input did not
+// hold itself.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add(examples.Policy)
+	for _, seed := range []string{"default:\n  rate_per_sec: 5\n", "tenants: 5\n", "default:\n  burst: lots\n", "default: [1\n", "---\n---\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, err := orchestrator.ParsePolicy(raw, "fuzz.yaml")
+		if err == nil {
+			return
+		}
+		if !strings.HasPrefix(err.Error(), "fuzz.yaml: ") {
+			t.Fatalf("error does not name the file: %q", err)
+		}
+		for _, name := range goTypeNames[:3] { // the others may be quoted from the input, cut short
+			if strings.Contains(err.Error(), name) && !strings.Contains(string(raw), name) {
+				t.Fatalf("error %q shows the Go type name %q", err, name)
+			}
+		}
+	})
 }

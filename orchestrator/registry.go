@@ -43,8 +43,16 @@ func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent stri
 		return
 	}
 	var hb protocol.Heartbeat
-	if err := decode(m, &hb); err != nil || hb.Agent != agent || !validInstance(hb.Instance) {
-		t.refuse(ctx, m, protocol.ReasonMalformed, "want a heartbeat from the agent that sends it")
+	if err := decode(m, &hb); err != nil {
+		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
+		return
+	}
+	if hb.Agent != agent {
+		t.refuse(ctx, m, protocol.ReasonMalformed, fmt.Sprintf("field agent: must be the sending agent %q", agent))
+		return
+	}
+	if !validInstance(hb.Instance) {
+		t.refuse(ctx, m, protocol.ReasonMalformed, "field instance: want 1 to 64 of [A-Za-z0-9_-]")
 		return
 	}
 	if err := t.checkHeartbeat(agent, &hb); err != nil {

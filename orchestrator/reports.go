@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -27,8 +28,16 @@ func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
 		return
 	}
 	var r protocol.Report
-	if err := decode(m, &r); err != nil || r.TaskID == "" || r.Attempt < 1 {
-		t.refuse(ctx, m, protocol.ReasonMalformed, "want a task report with task_id and attempt")
+	if err := decode(m, &r); err != nil {
+		// Best effort, to name the task in the refusal: a type error in
+		// one member leaves the others read.
+		var hint protocol.Report
+		json.Unmarshal(m.Event.Data(), &hint)
+		t.refuseReport(ctx, m, protocol.Report{TaskID: hint.TaskID, Attempt: hint.Attempt}, protocol.ReasonMalformed, err.Error())
+		return
+	}
+	if r.TaskID == "" || r.Attempt < 1 {
+		t.refuseReport(ctx, m, r, protocol.ReasonMalformed, "fields task_id and attempt: want the task_id and attempt (1 or more) of the dispatch")
 		return
 	}
 	t.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
@@ -91,7 +100,7 @@ func claim(task *Task, agent string, r protocol.Report) {
 
 func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
 	if limit := t.policy.MaxPerAgent; limit > 0 && t.sched.runningOn(agent) >= limit {
-		t.handBack(ctx, agent, r)
+		t.handBack(ctx, m, agent, r)
 		return
 	}
 	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
@@ -122,12 +131,11 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
 	task, _, err := t.store.get(ctx, r.TaskID)
 	if err != nil {
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
 	if err := t.claimable(task, agent, r); err != nil {
-		if errors.Is(err, errNotClaimant) {
-			t.refuse(ctx, m, protocol.ReasonForbidden, "you do not hold this attempt")
-		}
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
 	if !t.limiters.allow(agent) {
@@ -195,32 +203,53 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 	}
 }
 
-// badReport handles a report that was not applied: from a sender that may
-// not report on the attempt (refused and recorded), or about an attempt
-// that is over.
+// badReport handles a report that was not applied, telling the agent
+// why: from a sender that may not report on the attempt, about no task,
+// or about an attempt that is over (the agent is also told to stop it).
 func (t *tenant) badReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report, err error) {
-	if errors.Is(err, errNotClaimant) {
-		t.refuse(ctx, m, protocol.ReasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
-		return
+	switch {
+	case errors.Is(err, errNotClaimant):
+		t.refuseReport(ctx, m, r, protocol.ReasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
+	case errors.Is(err, errNotFound):
+		t.refuseReport(ctx, m, r, protocol.ReasonNotFound, "no such task")
+	case errors.Is(err, errSkip):
+		t.staleReport(ctx, m, agent, r)
+	default:
+		t.log.WarnContext(ctx, "report not applied", "task", r.TaskID, "error", err)
+		t.refuseReport(ctx, m, r, protocol.ReasonUnavailable, "could not record the report; send it again as a new event")
 	}
-	if errors.Is(err, errNotFound) {
-		t.refuse(ctx, m, protocol.ReasonNotFound, "no such task")
-		return
-	}
-	t.staleReport(ctx, agent, r, err)
 }
 
-// staleReport handles a report about an attempt that is over: if the task
-// ended (cancelled, timed out) the agent is told to stop.
-func (t *tenant) staleReport(ctx context.Context, agent string, r protocol.Report, err error) {
-	if !errors.Is(err, errSkip) {
-		t.log.WarnContext(ctx, "report not applied", "task", r.TaskID, "error", err)
+// staleReport refuses a report the attempt's state does not take: the
+// attempt is over (the agent is told to stop it), or it does not take
+// this kind of report now.
+func (t *tenant) staleReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	task, _, err := t.store.get(ctx, r.TaskID)
+	if err != nil {
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
-	task, _, gerr := t.store.get(ctx, r.TaskID)
-	if gerr == nil && (task.State.Final() || task.Attempt != r.Attempt) {
-		t.sendCancel(ctx, agent, r.TaskID, "the attempt is over")
+	var why string
+	switch {
+	case task.Attempt != r.Attempt:
+		why = fmt.Sprintf("attempt %d is over: the task is at attempt %d (%s)", r.Attempt, task.Attempt, task.State)
+	case task.State.Final():
+		why = fmt.Sprintf("the task is %s", task.State)
+	case task.GateTask != "":
+		why = "the attempt's result is held for its gate: it takes no more reports"
+	default:
+		why = fmt.Sprintf("a %s report does not apply to an attempt that is %s", kindOf(m), task.State)
 	}
+	t.refuseReport(ctx, m, r, protocol.ReasonStale, why)
+	if task.State.Final() || task.Attempt != r.Attempt {
+		t.sendCancel(ctx, agent, r.TaskID, r.Attempt, "the attempt is over")
+	}
+}
+
+// kindOf is the report kind of a message on eq.agent.<agent>.<kind>.
+func kindOf(m *bus.Message) string {
+	_, kind, _ := protocol.ParseAgentSubject(m.Subject)
+	return kind
 }
 
 // handBackDelay is how long a handed-back task waits before it is
@@ -230,7 +259,7 @@ const handBackDelay = 50 * time.Millisecond
 // handBack refuses an agent's claim over its concurrency bound: the agent
 // is told to drop the task, which goes back to be dispatched again without
 // spending an attempt.
-func (t *tenant) handBack(ctx context.Context, agent string, r protocol.Report) {
+func (t *tenant) handBack(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
 	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
 		if task.State != protocol.StateDispatched {
 			return errSkip
@@ -245,10 +274,10 @@ func (t *tenant) handBack(ctx context.Context, agent string, r protocol.Report) 
 		return nil
 	})
 	if err != nil {
-		t.logSkip(ctx, "hand back", r.TaskID, err)
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
-	t.sendCancel(ctx, agent, r.TaskID, "agent at its concurrency limit")
+	t.sendCancel(ctx, agent, r.TaskID, r.Attempt, "agent at its concurrency limit")
 }
 
 // reportReleased takes back an attempt the agent will not finish (it is
@@ -266,12 +295,8 @@ func (t *tenant) reportReleased(ctx context.Context, m *bus.Message, agent strin
 		task.NextAttemptAt = time.Now().Add(handBackDelay)
 		return nil
 	})
-	if errors.Is(err, errNotClaimant) {
-		t.badReport(ctx, m, agent, r, err)
-		return
-	}
 	if err != nil {
-		t.logSkip(ctx, "release", r.TaskID, err)
+		t.badReport(ctx, m, agent, r, err)
 		return
 	}
 	t.audit.record(ctx, auditEntry{decision: decisionRetry, reason: "released by " + agent + ": " + r.Message, taskID: r.TaskID, event: m.Raw()})

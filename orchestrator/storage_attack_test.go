@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
 	"github.com/equilateral-agents/equilateral/internal/natstest"
@@ -39,7 +40,14 @@ func TestJunkRefusalsAreStoredAsBoundedCountedRecords(t *testing.T) {
 	sync.Header.Set("ce-specversion", "1.0")
 	sync.Header.Set("ce-source", mallory.source())
 	sync.Data = []byte("x")
-	refusedWith(t, mallory.request(sync, 30*time.Second), "malformed")
+	// The flood may overrun the orchestrator's connection (the server cuts
+	// a slow consumer, and it reconnects): ask again until answered.
+	var answer *event.Event
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		answer = mallory.request(sync, 5*time.Second)
+		return answer != nil
+	}, "the flood's sender got no answer")
+	refusedWith(t, answer, "malformed")
 
 	var refusals []auditSummary
 	natstest.Eventually(t, 10*time.Second, func() bool {
@@ -80,13 +88,17 @@ func TestHeartbeatFloodIsBounded(t *testing.T) {
 		}
 	}
 	for i := range 300 {
-		extra := map[string]any{"junk": strings.Repeat("j", 1000)}
+		extra := map[string]any{"version": strings.Repeat("j", 60)}
 		if i == 0 {
 			extra["capabilities"] = []string{"code", "admin"} // not its own
 		}
 		if err := flooder.nc.PublishMsg(beat(fmt.Sprintf("i%03d", i), extra)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A member the schema does not have is refused, not stored.
+	if err := flooder.nc.PublishMsg(beat("junk", map[string]any{"junk": strings.Repeat("j", 1000)})); err != nil {
+		t.Fatal(err)
 	}
 	flooder.nc.Flush()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -111,6 +123,11 @@ func TestHeartbeatFloodIsBounded(t *testing.T) {
 			return r.reason == "over_capacity" && r.sender == "flooder"
 		})
 	}, "the flood met no instance limit")
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		return slices.ContainsFunc(h.auditRecordsPaced("acme"), func(r auditSummary) bool {
+			return r.reason == "malformed" && r.sender == "flooder"
+		})
+	}, "a heartbeat with an unknown member was not refused")
 	if n := count(); n != orchestrator.DefaultMaxInstancesPerAgent {
 		t.Fatalf("%d instances listed, want the limit %d", n, orchestrator.DefaultMaxInstancesPerAgent)
 	}

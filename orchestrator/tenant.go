@@ -2,11 +2,8 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,73 +181,6 @@ func (t *tenant) publish(ctx context.Context, subject, typ, taskID string, data 
 func principal(m *bus.Message) string {
 	_, name, _ := protocol.ParseSource(m.Event.Source())
 	return name
-}
-
-func reasonFor(err error) protocol.Reason {
-	switch {
-	case errors.Is(err, bus.ErrUnsigned):
-		return protocol.ReasonUnsigned
-	case errors.Is(err, bus.ErrBadSignature):
-		return protocol.ReasonBadSignature
-	case errors.Is(err, bus.ErrUnknownSigner):
-		return protocol.ReasonUnknownSigner
-	case errors.Is(err, bus.ErrSignerMismatch):
-		return protocol.ReasonSignerMismatch
-	case errors.Is(err, bus.ErrReplay):
-		return protocol.ReasonReplay
-	case errors.Is(err, bus.ErrTooLarge):
-		return protocol.ReasonTooLarge
-	}
-	return protocol.ReasonMalformed
-}
-
-// refused is the bus's refusal handler: a message failed decoding or
-// verification. It is never acted on; it is counted and recorded as a
-// bounded record (its sender unproven), and a request is answered only on
-// the inbox of the principal its source claims.
-func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
-	requestID := newID()
-	reason := reasonFor(err)
-	t.countRefusal(ctx, reason)
-	t.recordRefusal(ctx, unverifiedSender, reason, err.Error(), requestID, msg)
-	if msg.Reply == "" || !protocol.IsTaskOperation(msg.Subject) {
-		return
-	}
-	_, claimed, perr := protocol.ParseSource(msg.Header.Get("ce-source"))
-	if perr != nil {
-		return // nobody to answer
-	}
-	t.answerRefusal(ctx, claimed, msg.Reply, requestID, reason, err.Error())
-}
-
-// refuse turns down a verified request: counted against its sender,
-// recorded, answered on the sender's inbox, never executed.
-func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason protocol.Reason, message string) {
-	requestID := newID()
-	sender := principal(m)
-	spanRefused(ctx, reason, message)
-	t.countRefusal(ctx, reason)
-	t.chargeRefusal(ctx, sender)
-	t.recordRefusal(ctx, sender, reason, message, requestID, m.Raw())
-	t.log.InfoContext(ctx, "request refused", "reason", reason, "request_id", requestID, "from", m.Event.Source())
-	t.answerRefusal(ctx, sender, m.Reply(), requestID, reason, message)
-}
-
-func (t *tenant) answerRefusal(ctx context.Context, sender, reply, requestID string, reason protocol.Reason, message string) {
-	e, err := t.newEvent(protocol.TypeTaskRefused, "", protocol.Refused{Reason: reason, Message: message, RequestID: requestID})
-	if err != nil {
-		t.log.WarnContext(ctx, "refusal not sent", "error", err)
-		return
-	}
-	e.SetExtension(protocol.ExtRequestID, requestID)
-	t.answer(ctx, sender, reply, e)
-}
-
-func decode(m *bus.Message, v any) error {
-	if err := json.Unmarshal(m.Event.Data(), v); err != nil {
-		return fmt.Errorf("data is not the expected JSON: %s", strings.SplitN(err.Error(), "\n", 2)[0])
-	}
-	return nil
 }
 
 // retryPolicy is the capability's retry policy: the tenant policy's

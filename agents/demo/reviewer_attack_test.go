@@ -264,7 +264,7 @@ func TestReviewGateStillReleasesSafeCodeAndHoldsTheREADMEsUnsafeLogin(t *testing
 	unsafe := g.submit(protocol.SubmitRequest{Flow: flow, Input: json.RawMessage(`{"feature": "unsafe login"}`)})
 
 	v, _ := g.watch(safe)
-	if v.State != protocol.StateCompleted || string(v.Output) != `{"approved":true,"findings":[]}` {
+	if v.State != protocol.StateCompleted || string(v.Output) != `{"approved":true}` {
 		t.Errorf("password reset: %s %s %q", v.State, v.Output, v.Error)
 	}
 	v, shown := g.watch(unsafe)
