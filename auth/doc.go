@@ -36,6 +36,15 @@
 // are 0700. User seeds are never kept in the data dir beyond the creds
 // file given to their owner, and no function logs or prints a seed.
 //
+// # Reading without keys
+//
+// OpenReadOnly gives a Directory: tenants, principals, creds paths and the
+// key journal, read from operator/operator.jwt, tenants/<t>/tenant.json,
+// tenants/<t>/principals/ and keys.journal. It never opens a .nk seed, so
+// a process that only verifies and serves (the orchestrator) can run where
+// the seeds are absent. Open gives a Store, the Directory with the
+// operator signing key, for every change.
+//
 // # Changes go live
 //
 // CreateTenant, DeleteTenant, Revoke and Rotate publish the new account JWT

@@ -16,6 +16,9 @@ var (
 	ErrInvalidLimits   = errors.New("auth: invalid limits")
 	ErrPushRefused     = errors.New("auth: server refused the update")
 	ErrLocked          = errors.New("auth: data dir is busy")
+	// ErrNoSigningKey: Open could not load the operator signing key (missing,
+	// unreadable or not a seed). OpenReadOnly does not need it.
+	ErrNoSigningKey = errors.New("auth: no usable operator signing key")
 	// ErrJetStreamCapacity: a tenant's JetStream limits do not fit in
 	// what the server has left (see CapacityError).
 	ErrJetStreamCapacity = errors.New("auth: JetStream limits do not fit on the server")

@@ -90,8 +90,8 @@ type JournalPosition struct {
 }
 
 // KeyJournal returns a reader of the data dir's key journal.
-func (s *Store) KeyJournal() *KeyJournal {
-	return &KeyJournal{path: s.layout.keyJournal()}
+func (d *Directory) KeyJournal() *KeyJournal {
+	return &KeyJournal{path: d.layout.keyJournal()}
 }
 
 // End is where the journal ends now. It costs one fstat (one stat and an

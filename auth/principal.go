@@ -204,7 +204,7 @@ func (s *Store) createPrincipalLocked(spec PrincipalSpec, issuers map[string]iss
 }
 
 // Principal returns one principal of a tenant.
-func (s *Store) Principal(tenant, name string) (Principal, error) {
+func (d *Directory) Principal(tenant, name string) (Principal, error) {
 	if err := protocol.ValidateName("tenant", tenant); err != nil {
 		return Principal{}, err
 	}
@@ -212,9 +212,9 @@ func (s *Store) Principal(tenant, name string) (Principal, error) {
 		return Principal{}, err
 	}
 	var p Principal
-	err := readJSON(filepath.Join(s.layout.tenantDir(tenant), principalFile(name)), &p)
+	err := readJSON(filepath.Join(d.layout.tenantDir(tenant), principalFile(name)), &p)
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, terr := s.Tenant(tenant); terr != nil {
+		if _, terr := d.Tenant(tenant); terr != nil {
 			return Principal{}, terr
 		}
 		return Principal{}, fmt.Errorf("%w: %s in tenant %s", ErrUnknownAgent, name, tenant)
@@ -223,11 +223,11 @@ func (s *Store) Principal(tenant, name string) (Principal, error) {
 }
 
 // Principals lists a tenant's principals by name.
-func (s *Store) Principals(tenant string) ([]Principal, error) {
-	if _, err := s.Tenant(tenant); err != nil {
+func (d *Directory) Principals(tenant string) ([]Principal, error) {
+	if _, err := d.Tenant(tenant); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.layout.tenantDir(tenant), principalsSubdir)
+	dir := filepath.Join(d.layout.tenantDir(tenant), principalsSubdir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list principals of %s: %w", tenant, err)
@@ -238,7 +238,7 @@ func (s *Store) Principals(tenant string) ([]Principal, error) {
 		if !ok || protocol.ValidateName("principal", name) != nil {
 			continue
 		}
-		p, err := s.Principal(tenant, name)
+		p, err := d.Principal(tenant, name)
 		if err != nil {
 			return nil, err
 		}

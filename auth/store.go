@@ -14,13 +14,13 @@ import (
 )
 
 // Store is an Equilateral data dir: the operator, the system account, the
-// tenant accounts and their principals. Methods that change it take the
-// data dir's lock, so separate commands (and goroutines) may share one.
+// tenant accounts and their principals. It is the Directory with the
+// operator's signing key, which every change needs. Methods that change it
+// take the data dir's lock, so separate commands (and goroutines) may
+// share one.
 type Store struct {
-	layout         layout
-	operatorPub    string
+	*Directory
 	operatorSigner nkeys.KeyPair
-	systemPub      string
 }
 
 // lockWait bounds how long a change waits for another command's lock.
@@ -156,38 +156,20 @@ func writeDataDir(l layout, finalRoot string, cfg initConfig) error {
 	return nil
 }
 
-// Open opens an existing data dir made by Init.
+// Open opens an existing data dir made by Init, with the operator signing
+// key. A process that only reads identities should use OpenReadOnly, which
+// needs no key.
 func Open(dir string) (*Store, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("auth: data dir %s: %w", dir, err)
-	}
-	l := layout{root: abs}
-	if _, err := os.Stat(l.operatorJWT()); err != nil {
-		return nil, fmt.Errorf("%w: %s has no operator (run `equilateral init --data-dir %s` first)", ErrNoDataDir, abs, dir)
-	}
-	opJWT, err := os.ReadFile(l.operatorJWT())
-	if err != nil {
-		return nil, fmt.Errorf("auth: read operator: %w", err)
-	}
-	opClaims, err := jwt.DecodeOperatorClaims(string(opJWT))
-	if err != nil {
-		return nil, fmt.Errorf("auth: operator JWT in %s is invalid: %w", abs, err)
-	}
-	signer, err := loadKey(l.operatorSigning())
+	d, err := OpenReadOnly(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{
-		layout:         l,
-		operatorPub:    opClaims.Subject,
-		operatorSigner: signer,
-		systemPub:      opClaims.SystemAccount,
-	}, nil
+	signer, err := loadKey(d.layout.operatorSigning())
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s: %w", ErrNoSigningKey, d.Dir(), err)
+	}
+	return &Store{Directory: d, operatorSigner: signer}, nil
 }
-
-// Dir is the absolute path of the data dir.
-func (s *Store) Dir() string { return s.layout.root }
 
 // ServerConfigFile is the nats-server config written by Init.
 func (s *Store) ServerConfigFile() string { return s.layout.serverConfig() }
@@ -198,15 +180,6 @@ func (s *Store) SystemCredsFile() string { return s.layout.systemCreds() }
 
 // ResolverDir is the full resolver's JWT directory of the local server.
 func (s *Store) ResolverDir() string { return s.layout.resolverDir() }
-
-// OperatorPublicKey is the operator's identity key.
-func (s *Store) OperatorPublicKey() string { return s.operatorPub }
-
-// DefaultCredsFile is where a principal's creds go when no path is given:
-// DIR/creds/<tenant>/<name>.creds.
-func (s *Store) DefaultCredsFile(tenant, name string) string {
-	return filepath.Join(s.layout.tenantCredsDir(tenant), name+".creds")
-}
 
 func (s *Store) lock(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, lockWait)

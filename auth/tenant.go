@@ -168,12 +168,12 @@ func (s *Store) undoTenant(ctx context.Context, name, accountKey string, limits 
 }
 
 // Tenant returns one tenant.
-func (s *Store) Tenant(name string) (Tenant, error) {
+func (d *Directory) Tenant(name string) (Tenant, error) {
 	if err := protocol.ValidateName("tenant", name); err != nil {
 		return Tenant{}, err
 	}
 	var t Tenant
-	err := readJSON(filepath.Join(s.layout.tenantDir(name), tenantMetaFile), &t)
+	err := readJSON(filepath.Join(d.layout.tenantDir(name), tenantMetaFile), &t)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Tenant{}, fmt.Errorf("%w: %s", ErrUnknownTenant, name)
 	}
@@ -181,8 +181,8 @@ func (s *Store) Tenant(name string) (Tenant, error) {
 }
 
 // Tenants lists all tenants by name.
-func (s *Store) Tenants() ([]Tenant, error) {
-	entries, err := os.ReadDir(s.layout.tenantsDir())
+func (d *Directory) Tenants() ([]Tenant, error) {
+	entries, err := os.ReadDir(d.layout.tenantsDir())
 	if err != nil {
 		return nil, fmt.Errorf("auth: list tenants: %w", err)
 	}
@@ -191,7 +191,7 @@ func (s *Store) Tenants() ([]Tenant, error) {
 		if !e.IsDir() || protocol.ValidateName("tenant", e.Name()) != nil {
 			continue // temporary or foreign entries
 		}
-		t, err := s.Tenant(e.Name())
+		t, err := d.Tenant(e.Name())
 		if err != nil {
 			return nil, err
 		}
