@@ -33,7 +33,7 @@ import (
 // A full reload in the background (every minute) is only a backstop for
 // records changed by hand.
 type StoreKeys struct {
-	store       *auth.Store
+	identities  IdentitySource
 	journal     *auth.KeyJournal
 	reloadEvery time.Duration
 	cfg         storeKeysConfig
@@ -81,9 +81,21 @@ func WithRetiredKeys() StoreKeysOption {
 // principal records changed without the journal (by hand).
 const storeKeysBackstop = time.Minute
 
-// NewStoreKeys loads the registry from store.
-func NewStoreKeys(store *auth.Store, opts ...StoreKeysOption) (*StoreKeys, error) {
-	r := &StoreKeys{store: store, journal: store.KeyJournal(), reloadEvery: storeKeysBackstop}
+// IdentitySource is the part of a data dir StoreKeys reads: the tenants,
+// their principals' records and the key journal. The read-only view
+// (*auth.Directory, from auth.OpenReadOnly) is enough, so a verifier needs
+// no signing key; *auth.Store provides it too. Its methods are called from
+// several goroutines at once.
+type IdentitySource interface {
+	Tenants() ([]auth.Tenant, error)
+	Principals(tenant string) ([]auth.Principal, error)
+	Principal(tenant, name string) (auth.Principal, error)
+	KeyJournal() *auth.KeyJournal
+}
+
+// NewStoreKeys loads the registry from identities.
+func NewStoreKeys(identities IdentitySource, opts ...StoreKeysOption) (*StoreKeys, error) {
+	r := &StoreKeys{identities: identities, journal: identities.KeyJournal(), reloadEvery: storeKeysBackstop}
 	for _, o := range opts {
 		o.applyStoreKeys(&r.cfg)
 	}
@@ -107,13 +119,13 @@ func (r *StoreKeys) reloadLocked() error {
 	if err != nil {
 		return err
 	}
-	tenants, err := r.store.Tenants()
+	tenants, err := r.identities.Tenants()
 	if err != nil {
 		return err
 	}
 	keys, bySource := map[string]Key{}, map[string][]string{}
 	for _, t := range tenants {
-		principals, err := r.store.Principals(t.Name)
+		principals, err := r.identities.Principals(t.Name)
 		if err != nil {
 			return err
 		}
@@ -185,7 +197,7 @@ func (r *StoreKeys) Key(_ context.Context, keyID, claimedSource string) (Key, er
 		return k, nil
 	}
 	if tenant, name, err := protocol.ParseSource(claimedSource); err == nil {
-		if p, err := r.store.Principal(tenant, name); err == nil && slices.Contains(r.trusted(p), keyID) {
+		if p, err := r.identities.Principal(tenant, name); err == nil && slices.Contains(r.trusted(p), keyID) {
 			k, err := NewKey(claimedSource, keyID)
 			if err == nil {
 				r.remember(k, gen)
@@ -258,7 +270,7 @@ func (r *StoreKeys) apply(c auth.KeyChange) {
 	source := protocol.Source(c.Tenant, c.Name)
 	var fresh []Key
 	// A record that cannot be read trusts nothing until a lookup reads it.
-	if p, err := r.store.Principal(c.Tenant, c.Name); err == nil {
+	if p, err := r.identities.Principal(c.Tenant, c.Name); err == nil {
 		for _, pub := range r.trusted(p) {
 			if k, err := NewKey(source, pub); err == nil {
 				fresh = append(fresh, k)

@@ -412,3 +412,36 @@ func benchStoreKeys(b *testing.B) (*bus.StoreKeys, string, string) {
 	}
 	return keys, p.PublicKey, protocol.Source("acme", "client")
 }
+
+// A StoreKeys over the read-only view of the data dir (auth.OpenReadOnly,
+// no signing key) trusts the same keys, and refuses a key revoked through
+// the full Store on its next lookup.
+func TestStoreKeysFromReadOnlyDirectory(t *testing.T) {
+	ctx := context.Background()
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	creds := env.Client(t, "acme", "client")
+	source := protocol.Source("acme", "client")
+	dir, err := auth.OpenReadOnly(env.Store.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := bus.NewStoreKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := signedBy(t, creds, source, time.Now())
+	if _, err := bus.NewVerifier(keys, bus.WithTenant("acme")).Verify(ctx, e); err != nil {
+		t.Fatalf("client's event, verified from the read-only view: %v", err)
+	}
+	orchestrator := keyOf(t, env.OrchestratorCreds("acme"))
+	if k, err := keys.Key(ctx, orchestrator, protocol.Source("acme", auth.OrchestratorName)); err != nil || k.ID != orchestrator {
+		t.Fatalf("orchestrator's key: %+v, %v", k, err)
+	}
+	if _, err := env.Store.Revoke(ctx, "acme", "client", env.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Key(ctx, keyOf(t, creds), source); !errors.Is(err, bus.ErrUnknownSigner) {
+		t.Fatalf("revoked key from the read-only view: %v, want unknown signer", err)
+	}
+}
