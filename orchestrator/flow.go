@@ -34,7 +34,9 @@ func flowStepID(flowID, step string) string { return flowID + derivedSep + "step
 
 // startFlow records a new flow and starts its first step.
 func (t *tenant) startFlow(ctx context.Context, task *Task) error {
-	task.State = protocol.StateRunning
+	if err := transition(task, protocol.CauseSubmit, protocol.StateRunning); err != nil {
+		return err
+	}
 	task.Attempt = 1
 	task.FlowOutputs = map[string]json.RawMessage{}
 	task.AttemptDeadline = time.Now().Add(flowRecheck)
@@ -66,24 +68,23 @@ func (t *tenant) advanceFlow(ctx context.Context, flowID string) {
 		}
 		last := flow.FlowStep == len(flow.Flow.Steps)-1
 		updated, err := t.store.update(ctx, flowID, func(f *Task) error {
-			if f.State.Final() || f.FlowStep != flow.FlowStep {
+			if f.FlowStep != flow.FlowStep {
 				return errSkip
 			}
 			if child.State != protocol.StateCompleted {
-				f.State = protocol.StateFailed
 				f.Error = fmt.Sprintf("step %s %s: %s", step.Name, child.State, child.Error)
-				f.AttemptDeadline = time.Time{}
-				return nil
+				return transition(f, protocol.CauseStep, protocol.StateFailed)
 			}
 			if f.FlowOutputs == nil {
 				f.FlowOutputs = map[string]json.RawMessage{}
 			}
 			f.FlowOutputs[step.Name] = child.Output
 			if last {
-				f.State = protocol.StateCompleted
 				f.Output = child.Output
-				f.AttemptDeadline = time.Time{}
-				return nil
+				return transition(f, protocol.CauseStep, protocol.StateCompleted)
+			}
+			if err := transition(f, protocol.CauseStep, protocol.StateRunning); err != nil {
+				return err
 			}
 			f.FlowStep++
 			return nil
@@ -126,12 +127,14 @@ func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 		Submitter:     flow.Submitter,
 		Parent:        flow.ID,
 		TraceParent:   telemetry.TraceParent(stepCtx),
-		State:         protocol.StateSubmitted,
 		MaxAttempts:   max(policy.MaxAttempts, 1),
 		NextAttemptAt: now,
 		Deadline:      deadline,
 		CreatedAt:     now,
 		UpdatedAt:     now,
+	}
+	if err := transition(child, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
+		return
 	}
 	if err := t.store.create(ctx, child); err != nil {
 		return // exists already (another replica started it) or unavailable: the recheck retries
@@ -153,22 +156,20 @@ func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 
 func (t *tenant) failFlow(ctx context.Context, flowID, why string) {
 	task, err := t.store.update(ctx, flowID, func(f *Task) error {
-		if f.State.Final() {
-			return errSkip
-		}
-		f.State = protocol.StateFailed
 		f.Error = why
-		f.AttemptDeadline = time.Time{}
-		return nil
+		return transition(f, protocol.CauseStep, protocol.StateFailed)
 	})
 	if err == nil {
 		t.recordTransition(ctx, task, why, nil)
 	}
 }
 
-// flowCheck is the scheduler's periodic look at a running flow.
-func (t *tenant) flowCheck(ctx context.Context, flowID string) {
-	_, err := t.store.update(ctx, flowID, func(f *Task) error {
+// recheck is the scheduler's periodic look at a running flow or a result
+// held for its gate, in case the orchestrator that ended its subtask died
+// before moving it on: one replica takes the look (the compare-and-set on
+// the next recheck time) and advances it.
+func (t *tenant) recheck(ctx context.Context, id string, advance func(context.Context, string)) {
+	_, err := t.store.update(ctx, id, func(f *Task) error {
 		if f.State.Final() || time.Now().Before(f.AttemptDeadline) {
 			return errSkip
 		}
@@ -178,8 +179,7 @@ func (t *tenant) flowCheck(ctx context.Context, flowID string) {
 	if err != nil {
 		return // another replica has it, or it ended
 	}
-	t.advanceFlow(ctx, flowID)
-	t.advanceGate(ctx, flowID)
+	advance(ctx, id)
 }
 
 // flowInput builds a step's input: references replaced by the flow's input

@@ -31,12 +31,15 @@ func (t *tenant) gateFor(c string) string { return t.policy.Capabilities[c].Gate
 
 // holdForGate is part of a successful report's transition: keep the output
 // back and wait for the gate.
-func (t *tenant) holdForGate(task *Task, output json.RawMessage) {
-	task.State = protocol.StateRunning
+func (t *tenant) holdForGate(task *Task, output json.RawMessage) error {
+	if err := transition(task, protocol.CauseHold, protocol.StateRunning); err != nil {
+		return err
+	}
 	task.Output = output
 	task.Error = ""
 	task.GateTask = gateTaskID(task.ID)
 	task.AttemptDeadline = time.Now().Add(flowRecheck)
+	return nil
 }
 
 // advanceGate starts the gate task if it does not exist, or applies its
@@ -59,18 +62,15 @@ func (t *tenant) advanceGate(ctx context.Context, taskID string) {
 	span.SetAttributes(attribute.Bool("equilateral.gate.approved", approved), attribute.String("equilateral.gate", gate.Capability))
 	defer span.End()
 	updated, err := t.store.update(ctx, taskID, func(tk *Task) error {
-		if tk.State.Final() || tk.GateTask != gate.ID {
+		if tk.GateTask != gate.ID {
 			return errSkip
 		}
-		tk.AttemptDeadline = time.Time{}
 		if approved {
-			tk.State = protocol.StateCompleted
-			return nil
+			return transition(tk, protocol.CauseVerdict, protocol.StateCompleted)
 		}
-		tk.State = protocol.StateFailed
 		tk.Error = why
 		tk.Output = nil // a rejected result is never released
-		return nil
+		return transition(tk, protocol.CauseVerdict, protocol.StateFailed)
 	})
 	if err != nil {
 		t.logSkip(ctx, "gate verdict", taskID, err)
@@ -111,13 +111,15 @@ func (t *tenant) startGate(ctx context.Context, task *Task) {
 		Submitter:     task.Submitter,
 		Parent:        task.ID,
 		TraceParent:   telemetry.TraceParent(gateCtx),
-		State:         protocol.StateSubmitted,
 		MaxAttempts:   max(policy.MaxAttempts, 1),
 		NextAttemptAt: now,
 		Deadline:      task.Deadline,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 		IsGate:        true,
+	}
+	if err := transition(child, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
+		return
 	}
 	if err := t.store.create(ctx, child); err != nil {
 		return // exists (another replica) or unavailable: the recheck retries

@@ -63,7 +63,6 @@ func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
 		Submitter:        submitter,
 		SubmitterIsAgent: role == auth.RoleAgent,
 		IdempotencyKey:   req.IdempotencyKey,
-		State:            protocol.StateSubmitted,
 		MaxAttempts:      max(policy.MaxAttempts, 1),
 		NextAttemptAt:    now,
 		Deadline:         now.Add(timeout),
@@ -125,7 +124,11 @@ func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req pr
 			return false
 		}
 		t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
-		t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: protocol.StateRunning})
+		t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
+		return false
+	}
+	if err := transition(task, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
+		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the task; try again")
 		return false
 	}
 	if err := t.store.create(ctx, task); err != nil {

@@ -21,13 +21,14 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	policy := t.cfg.defaultPolicy
 	task, err := t.store.update(ctx, id, func(task *Task) error {
 		now := time.Now()
-		if task.State != protocol.StateSubmitted || now.Before(task.NextAttemptAt) || now.After(task.Deadline) {
+		if now.Before(task.NextAttemptAt) || now.After(task.Deadline) {
 			return errSkip
+		}
+		if err := transition(task, protocol.CauseDispatch, protocol.StateDispatched); err != nil {
+			return err
 		}
 		policy = t.retryPolicy(task.Capability)
 		task.Attempt++
-		task.State = protocol.StateDispatched
-		task.Agent, task.Instance = "", ""
 		task.AttemptDeadline = minTime(now.Add(policy.ClaimTimeout), task.Deadline)
 		return nil
 	})
@@ -81,8 +82,7 @@ func (t *tenant) failTask(ctx context.Context, id string, attempt int, why strin
 			return errSkip
 		}
 		task.Error = why
-		t.retryOrGiveUp(task, time.Now(), false)
-		return nil
+		return transition(task, protocol.CauseReject, protocol.StateFailed)
 	})
 	if err != nil {
 		t.logSkip(ctx, "fail", id, err)
@@ -106,8 +106,7 @@ func (t *tenant) attemptExpired(ctx context.Context, id string) {
 		} else {
 			task.Error = "the attempt ran out of time"
 		}
-		t.retryOrGiveUp(task, now, true)
-		return nil
+		return t.retryOrGiveUp(task, protocol.CauseExpire, now, true)
 	})
 	if err != nil {
 		t.logSkip(ctx, "attempt expiry", id, err)
@@ -126,14 +125,12 @@ func (t *tenant) attemptExpired(ctx context.Context, id string) {
 func (t *tenant) timeOut(ctx context.Context, id string) {
 	var agent string
 	task, err := t.store.update(ctx, id, func(task *Task) error {
-		if task.State.Final() || !time.Now().After(task.Deadline) {
+		if !time.Now().After(task.Deadline) {
 			return errSkip
 		}
 		agent = task.Agent
-		task.State = protocol.StateTimedOut
 		task.Error = "deadline exceeded"
-		task.AttemptDeadline, task.NextAttemptAt = time.Time{}, time.Time{}
-		return nil
+		return transition(task, protocol.CauseTimeout, protocol.StateTimedOut)
 	})
 	if err != nil {
 		t.logSkip(ctx, "timeout", id, err)
@@ -148,28 +145,22 @@ func (t *tenant) timeOut(ctx context.Context, id string) {
 	t.cancelSubtasks(ctx, task, "parent timed out")
 }
 
-// retryOrGiveUp moves a failed attempt on: back to submitted with backoff
-// while attempts and time remain, else dead-lettered (retries exhausted)
-// or failed (not retryable).
-func (t *tenant) retryOrGiveUp(task *Task, now time.Time, retryable bool) {
-	policy := t.retryPolicy(task.Capability)
-	task.AttemptDeadline = time.Time{}
+// retryOrGiveUp moves an attempt that failed or expired on: back to
+// submitted with backoff while attempts and time remain, else
+// dead-lettered (retries exhausted) or failed (not retryable).
+func (t *tenant) retryOrGiveUp(task *Task, cause protocol.Cause, now time.Time, retryable bool) error {
 	if !retryable {
-		task.State = protocol.StateFailed
-		return
+		return transition(task, cause, protocol.StateFailed)
 	}
-	if task.Attempt >= task.MaxAttempts {
-		task.State = protocol.StateDeadLettered
-		return
+	next := now.Add(t.retryPolicy(task.Capability).backoff(task.Attempt))
+	if task.Attempt >= task.MaxAttempts || next.After(task.Deadline) {
+		return transition(task, cause, protocol.StateDeadLettered)
 	}
-	next := now.Add(policy.backoff(task.Attempt))
-	if next.After(task.Deadline) {
-		task.State = protocol.StateDeadLettered
-		return
+	if err := transition(task, cause, protocol.StateSubmitted); err != nil {
+		return err
 	}
-	task.State = protocol.StateSubmitted
-	task.Agent, task.Instance = "", ""
 	task.NextAttemptAt = next
+	return nil
 }
 
 // cancel ends a task on request and cancels its running attempt and its
@@ -177,14 +168,9 @@ func (t *tenant) retryOrGiveUp(task *Task, now time.Time, retryable bool) {
 func (t *tenant) cancel(ctx context.Context, id, why string, event *nats.Msg) (*Task, error) {
 	var agent string
 	task, err := t.store.update(ctx, id, func(task *Task) error {
-		if task.State.Final() {
-			return errSkip
-		}
 		agent = task.Agent
-		task.State = protocol.StateCancelled
 		task.Error = why
-		task.AttemptDeadline, task.NextAttemptAt = time.Time{}, time.Time{}
-		return nil
+		return transition(task, protocol.CauseCancel, protocol.StateCancelled)
 	})
 	if errors.Is(err, errSkip) {
 		return task, nil // already final: cancelling is a no-op

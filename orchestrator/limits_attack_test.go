@@ -111,8 +111,10 @@ func TestOversizedResultFailsSayingWhy(t *testing.T) {
 	c := h.client("acme", "client")
 	acc := c.submit(protocol.SubmitRequest{Capability: "code", Input: big})
 	v := c.waitState(acc.TaskID, protocol.StateFailed)
-	if !strings.Contains(v.Error, "is too large") || v.Attempts != 1 || len(v.Output) != 0 {
-		t.Fatalf("task ended %s with %q (output %d bytes)", v.State, v.Error, len(v.Output))
+	// (Under load a claim may time out first, so the attempt count is not
+	// checked: the error says the result, not time, ended it.)
+	if !strings.Contains(v.Error, "is too large") || len(v.Output) != 0 {
+		t.Fatalf("task ended %s with %q after %d attempts (output %d bytes)", v.State, v.Error, v.Attempts, len(v.Output))
 	}
 	select {
 	case <-reviewed:

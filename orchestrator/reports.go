@@ -104,14 +104,13 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 		return
 	}
 	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if task.State != protocol.StateDispatched {
-			return errSkip
-		}
 		if err := t.claimable(task, agent, r); err != nil {
 			return err
 		}
+		if err := transition(task, protocol.CauseClaim, protocol.StateRunning); err != nil {
+			return err
+		}
 		policy := t.retryPolicy(task.Capability)
-		task.State = protocol.StateRunning
 		claim(task, agent, r)
 		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)
 		task.AttemptTrace = telemetry.TraceParent(ctx)
@@ -159,32 +158,26 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 			// payload. No retry makes the result smaller.
 			task.Error = fmt.Sprintf("the result (%d bytes) is too large: with the task's input (%d bytes) it exceeds the %d bytes the server can store or dispatch",
 				len(r.Output), len(task.Input), t.maxInput())
-			t.retryOrGiveUp(task, time.Now(), false)
-			return nil
+			return transition(task, protocol.CauseReject, protocol.StateFailed)
 		}
 		if ok {
 			if err := validateJSON(t.schemas[task.Capability].output, r.Output); err != nil {
 				// The agent broke its contract: no retry makes that right.
 				task.Error = fmt.Sprintf("output of %s %v", task.Capability, err)
-				t.retryOrGiveUp(task, time.Now(), false)
-				return nil
+				return transition(task, protocol.CauseReject, protocol.StateFailed)
 			}
 		}
 		if ok && t.gateFor(task.Capability) != "" && !task.IsGate {
-			t.holdForGate(task, r.Output)
-			return nil
+			return t.holdForGate(task, r.Output)
 		}
 		if ok {
-			task.State = protocol.StateCompleted
 			task.Output = r.Output
 			task.Error = ""
-			task.AttemptDeadline = time.Time{}
-			return nil
+			return transition(task, protocol.CauseComplete, protocol.StateCompleted)
 		}
 		task.Error = r.Message
 		retryable := r.Retryable == nil || *r.Retryable
-		t.retryOrGiveUp(task, time.Now(), retryable)
-		return nil
+		return t.retryOrGiveUp(task, protocol.CauseFail, time.Now(), retryable)
 	})
 	if err != nil {
 		t.badReport(ctx, m, agent, r, err)
@@ -252,6 +245,16 @@ func kindOf(m *bus.Message) string {
 	return kind
 }
 
+// release hands the attempt back unspent, to be dispatched again soon.
+func release(task *Task) error {
+	if err := transition(task, protocol.CauseRelease, protocol.StateSubmitted); err != nil {
+		return err
+	}
+	task.Attempt--
+	task.NextAttemptAt = time.Now().Add(handBackDelay)
+	return nil
+}
+
 // handBackDelay is how long a handed-back task waits before it is
 // dispatched again, so a busy agent is not offered it at once.
 const handBackDelay = 50 * time.Millisecond
@@ -267,11 +270,7 @@ func (t *tenant) handBack(ctx context.Context, m *bus.Message, agent string, r p
 		if err := t.claimable(task, agent, r); err != nil {
 			return err
 		}
-		task.State = protocol.StateSubmitted
-		task.Attempt--
-		task.AttemptDeadline = time.Time{}
-		task.NextAttemptAt = time.Now().Add(handBackDelay)
-		return nil
+		return release(task)
 	})
 	if err != nil {
 		t.badReport(ctx, m, agent, r, err)
@@ -288,12 +287,7 @@ func (t *tenant) reportReleased(ctx context.Context, m *bus.Message, agent strin
 		if err := t.claimable(task, agent, r); err != nil {
 			return err
 		}
-		task.State = protocol.StateSubmitted
-		task.Attempt--
-		task.Agent, task.Instance = "", ""
-		task.AttemptDeadline = time.Time{}
-		task.NextAttemptAt = time.Now().Add(handBackDelay)
-		return nil
+		return release(task)
 	})
 	if err != nil {
 		t.badReport(ctx, m, agent, r, err)

@@ -32,9 +32,12 @@ type timing struct {
 	nextAttemptAt   time.Time
 	attemptDeadline time.Time
 	deadline        time.Time
-	flow            bool
-	agent           string
-	capability      string
+	// A flow and a result held for its gate are moved on by their
+	// subtasks' ends, and rechecked when attemptDeadline passes.
+	flow       bool
+	gated      bool
+	agent      string
+	capability string
 }
 
 func startScheduler(ctx context.Context, t *tenant) (*scheduler, error) {
@@ -100,7 +103,8 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		nextAttemptAt:   task.NextAttemptAt,
 		attemptDeadline: task.AttemptDeadline,
 		deadline:        task.Deadline,
-		flow:            task.Flow != nil || task.GateTask != "",
+		flow:            task.Flow != nil,
+		gated:           task.GateTask != "",
 		agent:           task.Agent,
 		capability:      task.Capability,
 	}
@@ -131,7 +135,9 @@ func (s *scheduler) loop(ctx context.Context) {
 				case dueAttemptExpired:
 					s.t.attemptExpired(ctx, id)
 				case dueFlowCheck:
-					s.t.flowCheck(ctx, id)
+					s.t.recheck(ctx, id, s.t.advanceFlow)
+				case dueGateCheck:
+					s.t.recheck(ctx, id, s.t.advanceGate)
 				}
 			}
 		}
@@ -145,6 +151,7 @@ const (
 	dueAttemptExpired
 	dueTimeout
 	dueFlowCheck
+	dueGateCheck
 )
 
 // due lists what needs doing now.
@@ -156,9 +163,12 @@ func (s *scheduler) due(now time.Time) map[string]dueKind {
 		switch {
 		case !tm.deadline.IsZero() && now.After(tm.deadline):
 			out[id] = dueTimeout
-		case tm.flow:
+		case tm.flow || tm.gated:
 			if !tm.attemptDeadline.IsZero() && now.After(tm.attemptDeadline) {
 				out[id] = dueFlowCheck
+				if tm.gated {
+					out[id] = dueGateCheck
+				}
 			}
 		case tm.state == protocol.StateSubmitted && !now.Before(tm.nextAttemptAt):
 			out[id] = dueDispatch
