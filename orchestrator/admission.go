@@ -19,6 +19,15 @@ import (
 // the signature, the signer's ownership of the source, the tenant, the
 // time bound and the in-process replay window.
 
+// admission is what every message passes on its way in (the event type
+// its subject takes, the sender's rate, replay) and every refusal and
+// answer on its way out (refuse.go, reply.go).
+type admission struct {
+	*base
+	limiters *principalLimiters // nil: no bound
+	refusals refusalCounter
+}
+
 type middleware func(bus.HandlerFunc) bus.HandlerFunc
 
 func chain(h bus.HandlerFunc, mws ...middleware) bus.HandlerFunc {
@@ -31,14 +40,14 @@ func chain(h bus.HandlerFunc, mws ...middleware) bus.HandlerFunc {
 // boundTypes refuses an event whose type is not the one its subject
 // carries: a signed get replayed on eq.tasks.cancel is refused, whoever
 // sends it.
-func (t *tenant) boundTypes(h bus.HandlerFunc) bus.HandlerFunc {
+func (a *admission) boundTypes(h bus.HandlerFunc) bus.HandlerFunc {
 	return func(ctx context.Context, m *bus.Message) {
 		want := protocol.OperationType(m.Subject)
 		if _, kind, ok := protocol.ParseAgentSubject(m.Subject); ok {
 			want = protocol.ReportType(kind)
 		}
 		if want == "" || m.Event.Type() != want {
-			t.refuse(ctx, m, protocol.ReasonMalformed, "an event of type "+clip(m.Event.Type())+" is not accepted on "+clip(m.Subject)+"; want "+want)
+			a.refuse(ctx, m, protocol.ReasonMalformed, "an event of type "+clip(m.Event.Type())+" is not accepted on "+clip(m.Subject)+"; want "+want)
 			return
 		}
 		h(ctx, m)
@@ -97,19 +106,19 @@ type paidKey struct{}
 // chargeRefusal spends a token of a sender whose refused message did not
 // pay for itself (a report or heartbeat): refusals count against the
 // sender's rate like requests.
-func (t *tenant) chargeRefusal(ctx context.Context, sender string) {
+func (a *admission) chargeRefusal(ctx context.Context, sender string) {
 	if paid, _ := ctx.Value(paidKey{}).(bool); !paid {
-		t.limiters.allow(sender)
+		a.limiters.allow(sender)
 	}
 }
 
 // metered spends a token of the sender for the request; without one the
 // request is refused rate_limited (its refusal is counted, not stored).
-func (t *tenant) metered(h bus.HandlerFunc) bus.HandlerFunc {
+func (a *admission) metered(h bus.HandlerFunc) bus.HandlerFunc {
 	return func(ctx context.Context, m *bus.Message) {
 		ctx = context.WithValue(ctx, paidKey{}, true)
-		if !t.limiters.allow(principal(m)) {
-			t.refuse(ctx, m, protocol.ReasonRateLimited, "you are over your request rate; slow down and retry")
+		if !a.limiters.allow(principal(m)) {
+			a.refuse(ctx, m, protocol.ReasonRateLimited, "you are over your request rate; slow down and retry")
 			return
 		}
 		h(ctx, m)
@@ -131,9 +140,9 @@ func dedupeKey(source, id string) string {
 
 // once refuses an event whose (source, id) was acted on before, by this
 // or any replica, before or after a restart.
-func (t *tenant) once(h bus.HandlerFunc) bus.HandlerFunc {
+func (a *admission) once(h bus.HandlerFunc) bus.HandlerFunc {
 	return func(ctx context.Context, m *bus.Message) {
-		if t.firstTime(ctx, m) {
+		if a.firstTime(ctx, m) {
 			h(ctx, m)
 		}
 	}
@@ -141,15 +150,15 @@ func (t *tenant) once(h bus.HandlerFunc) bus.HandlerFunc {
 
 // firstTime claims m's (source, id) durably; it refuses m and returns
 // false if the claim exists or cannot be made.
-func (t *tenant) firstTime(ctx context.Context, m *bus.Message) bool {
-	_, err := t.store.dedupe.Create(ctx, dedupeKey(m.Event.Source(), m.Event.ID()), nil)
+func (a *admission) firstTime(ctx context.Context, m *bus.Message) bool {
+	_, err := a.store.dedupe.Create(ctx, dedupeKey(m.Event.Source(), m.Event.ID()), nil)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
-		t.refuse(ctx, m, protocol.ReasonReplay, "this event was received before")
+		a.refuse(ctx, m, protocol.ReasonReplay, "this event was received before")
 		return false
 	case err != nil:
-		t.log.ErrorContext(ctx, "replay check failed", "error", err)
-		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not check the event against replays; try again with a new event id")
+		a.log.ErrorContext(ctx, "replay check failed", "error", err)
+		a.refuse(ctx, m, protocol.ReasonUnavailable, "could not check the event against replays; try again with a new event id")
 		return false
 	}
 	return true

@@ -20,6 +20,12 @@ import (
 // derived from the flow's, so a replica or a restart picks up a flow where
 // it stood, and a step is never started twice.
 
+// flows runs flows and output gates: each moves on as its subtasks end.
+type flows struct {
+	*base
+	lifecycle *lifecycle
+}
+
 // flowRecheck is how often the scheduler looks at a running flow, in case
 // the orchestrator that finished a step died before moving the flow on.
 const flowRecheck = time.Second
@@ -33,41 +39,41 @@ const derivedSep = "="
 func flowStepID(flowID, step string) string { return flowID + derivedSep + "step" + derivedSep + step }
 
 // startFlow records a new flow and starts its first step.
-func (t *tenant) startFlow(ctx context.Context, task *Task) error {
+func (fl *flows) startFlow(ctx context.Context, task *Task) error {
 	if err := transition(task, protocol.CauseSubmit, protocol.StateRunning); err != nil {
 		return err
 	}
 	task.Attempt = 1
 	task.FlowOutputs = map[string]json.RawMessage{}
 	task.AttemptDeadline = time.Now().Add(flowRecheck)
-	if err := t.store.create(ctx, task); err != nil {
+	if err := fl.store.create(ctx, task); err != nil {
 		return err
 	}
-	t.advanceFlow(ctx, task.ID)
+	fl.advanceFlow(ctx, task.ID)
 	return nil
 }
 
 // advanceFlow moves a flow on from wherever it stands: start the current
 // step if it does not exist, record its result when it ends, then start
 // the next step or finish the flow.
-func (t *tenant) advanceFlow(ctx context.Context, flowID string) {
+func (fl *flows) advanceFlow(ctx context.Context, flowID string) {
 	for {
-		flow, _, err := t.store.get(ctx, flowID)
+		flow, _, err := fl.store.get(ctx, flowID)
 		if err != nil || flow.Flow == nil || flow.State.Final() {
 			return
 		}
 		step := flow.Flow.Steps[flow.FlowStep]
 		stepID := flowStepID(flow.ID, step.Name)
-		child, _, err := t.store.get(ctx, stepID)
+		child, _, err := fl.store.get(ctx, stepID)
 		if errors.Is(err, errNotFound) {
-			t.startFlowStep(ctx, flow, step)
+			fl.startFlowStep(ctx, flow, step)
 			return
 		}
 		if err != nil || !child.State.Final() {
 			return
 		}
 		last := flow.FlowStep == len(flow.Flow.Steps)-1
-		updated, err := t.store.update(ctx, flowID, func(f *Task) error {
+		updated, err := fl.store.update(ctx, flowID, func(f *Task) error {
 			if f.FlowStep != flow.FlowStep {
 				return errSkip
 			}
@@ -93,31 +99,31 @@ func (t *tenant) advanceFlow(ctx context.Context, flowID string) {
 			continue // someone else moved it: look again
 		}
 		if err != nil {
-			t.log.WarnContext(ctx, "flow not advanced", "task", flowID, "error", err)
+			fl.log.WarnContext(ctx, "flow not advanced", "task", flowID, "error", err)
 			return
 		}
 		if updated.State.Final() {
-			t.recordTransition(ctx, updated, updated.Error, nil)
+			fl.lifecycle.recordTransition(ctx, updated, updated.Error, nil)
 			return
 		}
 	}
 }
 
 // startFlowStep creates and dispatches the subtask of one step.
-func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.FlowStep) {
+func (fl *flows) startFlowStep(ctx context.Context, flow *Task, step protocol.FlowStep) {
 	input, err := flowInput(flow, step)
 	if err != nil {
-		t.failFlow(ctx, flow.ID, fmt.Sprintf("step %s: %v", step.Name, err))
+		fl.failFlow(ctx, flow.ID, fmt.Sprintf("step %s: %v", step.Name, err))
 		return
 	}
 	now := time.Now().UTC()
-	policy := t.retryPolicy(step.Capability)
+	policy := fl.retryPolicy(step.Capability)
 	deadline := flow.Deadline
 	if step.Timeout > 0 {
 		deadline = minTime(deadline, now.Add(time.Duration(step.Timeout)))
 	}
 	// The step's own span: its dispatches and retries hang under it.
-	stepCtx, span := t.startTaskSpan(ctx, "flow step "+step.Name, flow)
+	stepCtx, span := fl.startTaskSpan(ctx, "flow step "+step.Name, flow)
 	span.SetAttributes(attribute.String("equilateral.flow.step", step.Name))
 	span.End()
 	child := &Task{
@@ -136,10 +142,10 @@ func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 	if err := transition(child, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
 		return
 	}
-	if err := t.store.create(ctx, child); err != nil {
+	if err := fl.store.create(ctx, child); err != nil {
 		return // exists already (another replica started it) or unavailable: the recheck retries
 	}
-	_, err = t.store.update(ctx, flow.ID, func(f *Task) error {
+	_, err = fl.store.update(ctx, flow.ID, func(f *Task) error {
 		if slices.Contains(f.Subtasks, child.ID) {
 			return errSkip
 		}
@@ -147,20 +153,20 @@ func (t *tenant) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 		return nil
 	})
 	if err != nil && !errors.Is(err, errSkip) {
-		t.log.WarnContext(ctx, "flow step not linked", "task", flow.ID, "step", step.Name, "error", err)
+		fl.log.WarnContext(ctx, "flow step not linked", "task", flow.ID, "step", step.Name, "error", err)
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionAccepted, reason: "flow step " + step.Name, taskID: child.ID})
-	t.notify(ctx, child)
-	t.dispatch(ctx, child.ID)
+	fl.audit.record(ctx, auditEntry{decision: decisionAccepted, reason: "flow step " + step.Name, taskID: child.ID})
+	fl.lifecycle.notify(ctx, child)
+	fl.lifecycle.dispatch(ctx, child.ID)
 }
 
-func (t *tenant) failFlow(ctx context.Context, flowID, why string) {
-	task, err := t.store.update(ctx, flowID, func(f *Task) error {
+func (fl *flows) failFlow(ctx context.Context, flowID, why string) {
+	task, err := fl.store.update(ctx, flowID, func(f *Task) error {
 		f.Error = why
 		return transition(f, protocol.CauseStep, protocol.StateFailed)
 	})
 	if err == nil {
-		t.recordTransition(ctx, task, why, nil)
+		fl.lifecycle.recordTransition(ctx, task, why, nil)
 	}
 }
 
@@ -168,8 +174,8 @@ func (t *tenant) failFlow(ctx context.Context, flowID, why string) {
 // held for its gate, in case the orchestrator that ended its subtask died
 // before moving it on: one replica takes the look (the compare-and-set on
 // the next recheck time) and advances it.
-func (t *tenant) recheck(ctx context.Context, id string, advance func(context.Context, string)) {
-	_, err := t.store.update(ctx, id, func(f *Task) error {
+func (fl *flows) recheck(ctx context.Context, id string, advance func(context.Context, string)) {
+	_, err := fl.store.update(ctx, id, func(f *Task) error {
 		if f.State.Final() || time.Now().Before(f.AttemptDeadline) {
 			return errSkip
 		}

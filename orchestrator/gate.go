@@ -27,11 +27,11 @@ import (
 func gateTaskID(taskID string) string { return taskID + derivedSep + "gate" }
 
 // gateFor names the capability gating c, if any.
-func (t *tenant) gateFor(c string) string { return t.policy.Capabilities[c].Gate }
+func (b *base) gateFor(c string) string { return b.policy.Capabilities[c].Gate }
 
 // holdForGate is part of a successful report's transition: keep the output
 // back and wait for the gate.
-func (t *tenant) holdForGate(task *Task, output json.RawMessage) error {
+func (fl *flows) holdForGate(task *Task, output json.RawMessage) error {
 	if err := transition(task, protocol.CauseHold, protocol.StateRunning); err != nil {
 		return err
 	}
@@ -44,24 +44,24 @@ func (t *tenant) holdForGate(task *Task, output json.RawMessage) error {
 
 // advanceGate starts the gate task if it does not exist, or applies its
 // verdict once it ended.
-func (t *tenant) advanceGate(ctx context.Context, taskID string) {
-	task, _, err := t.store.get(ctx, taskID)
+func (fl *flows) advanceGate(ctx context.Context, taskID string) {
+	task, _, err := fl.store.get(ctx, taskID)
 	if err != nil || task.GateTask == "" || task.State.Final() {
 		return
 	}
-	gate, _, err := t.store.get(ctx, task.GateTask)
+	gate, _, err := fl.store.get(ctx, task.GateTask)
 	if errors.Is(err, errNotFound) {
-		t.startGate(ctx, task)
+		fl.startGate(ctx, task)
 		return
 	}
 	if err != nil || !gate.State.Final() {
 		return
 	}
 	approved, why := verdict(gate)
-	ctx, span := t.startTaskSpan(ctx, "gate verdict", task)
+	ctx, span := fl.startTaskSpan(ctx, "gate verdict", task)
 	span.SetAttributes(attribute.Bool("equilateral.gate.approved", approved), attribute.String("equilateral.gate", gate.Capability))
 	defer span.End()
-	updated, err := t.store.update(ctx, taskID, func(tk *Task) error {
+	updated, err := fl.store.update(ctx, taskID, func(tk *Task) error {
 		if tk.GateTask != gate.ID {
 			return errSkip
 		}
@@ -73,10 +73,10 @@ func (t *tenant) advanceGate(ctx context.Context, taskID string) {
 		return transition(tk, protocol.CauseVerdict, protocol.StateFailed)
 	})
 	if err != nil {
-		t.logSkip(ctx, "gate verdict", taskID, err)
+		fl.logSkip(ctx, "gate verdict", taskID, err)
 		return
 	}
-	t.recordTransition(ctx, updated, updated.Error, nil)
+	fl.lifecycle.recordTransition(ctx, updated, updated.Error, nil)
 }
 
 // verdict reads a finished gate task.
@@ -97,13 +97,13 @@ func verdict(gate *Task) (bool, string) {
 	return true, ""
 }
 
-func (t *tenant) startGate(ctx context.Context, task *Task) {
-	gate := t.gateFor(task.Capability)
-	gateCtx, span := t.startTaskSpan(ctx, "gate "+gate, task)
+func (fl *flows) startGate(ctx context.Context, task *Task) {
+	gate := fl.gateFor(task.Capability)
+	gateCtx, span := fl.startTaskSpan(ctx, "gate "+gate, task)
 	span.End()
 	input, _ := json.Marshal(protocol.GateRequest{Capability: task.Capability, Input: task.Input, Output: task.Output, TaskID: task.ID})
 	now := time.Now().UTC()
-	policy := t.retryPolicy(gate)
+	policy := fl.retryPolicy(gate)
 	child := &Task{
 		ID:            task.GateTask,
 		Capability:    gate,
@@ -121,10 +121,10 @@ func (t *tenant) startGate(ctx context.Context, task *Task) {
 	if err := transition(child, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
 		return
 	}
-	if err := t.store.create(ctx, child); err != nil {
+	if err := fl.store.create(ctx, child); err != nil {
 		return // exists (another replica) or unavailable: the recheck retries
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionAccepted, reason: "gate " + gate + " for " + task.ID, taskID: child.ID})
-	t.notify(ctx, child)
-	t.dispatch(ctx, child.ID)
+	fl.audit.record(ctx, auditEntry{decision: decisionAccepted, reason: "gate " + gate + " for " + task.ID, taskID: child.ID})
+	fl.lifecycle.notify(ctx, child)
+	fl.lifecycle.dispatch(ctx, child.ID)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
@@ -16,94 +17,281 @@ import (
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
-// handleSubmit is intake on eq.tasks.submit: the event is already verified
-// (signature, signer owns the source, tenant, freshness, replay). Here:
-// validate, check the submitter may ask, persist, reply, dispatch.
-func (t *tenant) handleSubmit(ctx context.Context, m *bus.Message) {
+// intake takes submits on eq.tasks.submit. The event is already verified
+// (signature, signer owns the source, tenant, freshness, replay) and
+// passed admission's middleware (event type, rate, durable replay). Intake
+// admits it through an ordered chain of checks, stores it, answers and
+// dispatches it.
+type intake struct {
+	*base
+	admission *admission
+	lifecycle *lifecycle
+	flows     *flows
+	sched     *scheduler // the tenant's unfinished tasks, for its bound
+	// limiter bounds the tenant's accepted submissions (nil: no bound).
+	limiter *rate.Limiter
+	checks  []submitCheck
+}
+
+func newIntake(b *base, a *admission, l *lifecycle, f *flows, s *scheduler) *intake {
+	in := &intake{base: b, admission: a, lifecycle: l, flows: f, sched: s}
+	if b.policy.RatePerSecond > 0 {
+		in.limiter = rate.NewLimiter(rate.Limit(b.policy.RatePerSecond), max(b.policy.Burst, 1))
+	}
+	// The order matters: who asks before what is asked, cheap checks
+	// before costly ones, and the limits last so that a refused submit
+	// spends no share of them.
+	in.checks = []submitCheck{
+		in.knownPrincipal,
+		in.replyToOwnInbox,
+		in.wellFormed,
+		in.flowShape,
+		in.allowedSubmitter,
+		in.capabilityServed,
+		in.inputFits,
+		in.inputSchema,
+		in.parentRunBySubmitter,
+		in.tenantRate,
+		in.tenantConcurrency,
+	}
+	return in
+}
+
+// submission is a submit as the checks see it.
+type submission struct {
+	m         *bus.Message
+	submitter string
+	role      auth.Role
+	req       protocol.SubmitRequest
+	// capabilities is what the submit will run: its capability, or each
+	// step's of a flow.
+	capabilities []string
+}
+
+// submitCheck is one admission control: nil admits, a *refusal refuses.
+// A new control is one more function in intake.checks.
+type submitCheck func(ctx context.Context, s *submission) error
+
+// refusal is a check's verdict: turn the message down for reason.
+type refusal struct {
+	reason  protocol.Reason
+	message string
+}
+
+func (r *refusal) Error() string { return string(r.reason) + ": " + r.message }
+
+func refuseWith(reason protocol.Reason, format string, args ...any) error {
+	return &refusal{reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+// handleSubmit admits, stores, answers and dispatches a submit. It
+// refuses in one place: whatever a check or the store says no to.
+func (in *intake) handleSubmit(ctx context.Context, m *bus.Message) {
 	submitter := principal(m)
-	ctx, span := t.tracer().Start(ctx, "intake", trace.WithAttributes(
-		telemetry.AttrTenant.String(t.name), telemetry.AttrSubmitter.String(submitter)))
+	ctx, span := in.tracer().Start(ctx, "intake", trace.WithAttributes(
+		telemetry.AttrTenant.String(in.name), telemetry.AttrSubmitter.String(submitter)))
 	defer span.End()
-	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
-		t.refuse(ctx, m, protocol.ReasonForbidden, "the reply subject must be your own inbox "+protocol.InboxPrefix(submitter)+".*")
-		return
-	}
-	var req protocol.SubmitRequest
-	if err := decode(m, &req); err != nil {
-		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
-		return
-	}
-	if req.Flow != nil && req.Capability == "" {
-		req.Capability = protocol.CapabilityFlow
-	}
-	if err := protocol.ValidateName("capability", req.Capability); err != nil {
-		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
-		return
-	}
-	span.SetAttributes(telemetry.AttrCapability.String(req.Capability))
-	policyCtx, policySpan := t.tracer().Start(ctx, "policy")
-	if !t.admit(policyCtx, m, submitter, &req) {
-		policySpan.End()
+	task, err := in.take(ctx, &submission{m: m, submitter: submitter})
+	if err != nil {
 		span.SetStatus(codes.Error, "refused")
+		var r *refusal
+		if !errors.As(err, &r) {
+			in.log.ErrorContext(ctx, "task not stored", "error", err)
+			r = &refusal{protocol.ReasonUnavailable, "could not record the task; try again with a new event"}
+		}
+		in.admission.refuse(ctx, m, r.reason, r.message)
 		return
+	}
+	if task != nil {
+		in.countTransition(ctx, task)
+		in.lifecycle.dispatch(ctx, task.ID)
+	}
+}
+
+// take runs the checks, then stores the task (or flow) and answers. It
+// returns the task when it is new and due for dispatch.
+func (in *intake) take(ctx context.Context, s *submission) (*Task, error) {
+	policyCtx, policySpan := in.tracer().Start(ctx, "policy")
+	for _, check := range in.checks {
+		if err := check(policyCtx, s); err != nil {
+			policySpan.End()
+			return nil, err
+		}
 	}
 	policySpan.End()
-	role, _ := t.dir.role(submitter)
+	task := in.newTask(ctx, s)
+	return in.persist(ctx, s.m, task, s.req)
+}
 
+// The checks, in intake.checks order.
+
+func (in *intake) knownPrincipal(_ context.Context, s *submission) error {
+	role, ok := in.dir.role(s.submitter)
+	if !ok {
+		return refuseWith(protocol.ReasonForbidden, "unknown or revoked principal")
+	}
+	s.role = role
+	return nil
+}
+
+func (in *intake) replyToOwnInbox(_ context.Context, s *submission) error {
+	if s.m.Reply() != "" && !replyAllowed(s.submitter, s.m.Reply()) {
+		return refuseWith(protocol.ReasonForbidden, "the reply subject must be your own inbox %s.*", protocol.InboxPrefix(s.submitter))
+	}
+	return nil
+}
+
+func (in *intake) wellFormed(ctx context.Context, s *submission) error {
+	if err := decode(s.m, &s.req); err != nil {
+		return refuseWith(protocol.ReasonMalformed, "%v", err)
+	}
+	if s.req.Flow != nil && s.req.Capability == "" {
+		s.req.Capability = protocol.CapabilityFlow
+	}
+	if err := protocol.ValidateName("capability", s.req.Capability); err != nil {
+		return refuseWith(protocol.ReasonMalformed, "field capability: %v", err)
+	}
+	if len(s.req.Input) == 0 {
+		s.req.Input = []byte("null")
+	}
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrCapability.String(s.req.Capability))
+	s.capabilities = []string{s.req.Capability}
+	return nil
+}
+
+func (in *intake) flowShape(_ context.Context, s *submission) error {
+	if s.req.Capability != protocol.CapabilityFlow && s.req.Flow == nil {
+		return nil
+	}
+	if s.req.Capability != protocol.CapabilityFlow || s.req.Flow == nil {
+		return refuseWith(protocol.ReasonMalformed, `a flow needs capability "flow" and a flow definition`)
+	}
+	if err := protocol.ValidateFlow(s.req.Flow); err != nil {
+		return refuseWith(protocol.ReasonMalformed, "flow: %v", err)
+	}
+	s.capabilities = s.capabilities[:0]
+	for _, step := range s.req.Flow.Steps {
+		s.capabilities = append(s.capabilities, step.Capability)
+	}
+	return nil
+}
+
+func (in *intake) allowedSubmitter(_ context.Context, s *submission) error {
+	for _, c := range s.capabilities {
+		if !in.policy.maySubmit(s.submitter, c) {
+			return refuseWith(protocol.ReasonForbidden, "you may not ask for capability %q", c)
+		}
+	}
+	return nil
+}
+
+func (in *intake) capabilityServed(_ context.Context, s *submission) error {
+	for _, c := range s.capabilities {
+		if !in.dir.hasCapability(c) {
+			return refuseWith(protocol.ReasonUnknownCapability, "no agent in this tenant serves capability %q", c)
+		}
+	}
+	return nil
+}
+
+func (in *intake) inputFits(_ context.Context, s *submission) error {
+	if limit := in.maxInput(); len(s.req.Input) > limit {
+		return refuseWith(protocol.ReasonTooLarge, "the task's input is %d bytes; the most a dispatch can carry on this server is %d (its max payload %d, less %d for the event around it)",
+			len(s.req.Input), limit, min(in.nc.MaxPayload(), bus.DefaultMaxEventSize), dispatchOverhead)
+	}
+	return nil
+}
+
+func (in *intake) inputSchema(_ context.Context, s *submission) error {
+	if err := validateJSON(in.schemas[s.req.Capability].input, s.req.Input); err != nil {
+		return refuseWith(protocol.ReasonSchemaInvalid, "input for %s %v", s.req.Capability, err)
+	}
+	return nil
+}
+
+// parentRunBySubmitter: only the agent running a task may add subtasks
+// to it.
+func (in *intake) parentRunBySubmitter(ctx context.Context, s *submission) error {
+	if s.req.Parent == "" {
+		return nil
+	}
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrParentTask.String(s.req.Parent))
+	parent, _, err := in.store.get(ctx, s.req.Parent)
+	if errors.Is(err, errNotFound) {
+		return refuseWith(protocol.ReasonForbidden, "parent task %s does not exist", clip(s.req.Parent))
+	}
+	if err != nil {
+		return fmt.Errorf("read parent task: %w", err)
+	}
+	switch {
+	case parent.State == protocol.StateRunning && parent.Agent == s.submitter:
+		return nil
+	case parent.State == protocol.StateDispatched && in.dir.serves(s.submitter, parent.Capability):
+		// The agent's "running" report may still be on its way: reports and
+		// submits travel on different subjects, in no common order.
+		return nil
+	}
+	return refuseWith(protocol.ReasonForbidden, "only the agent running task %s may submit its subtasks", clip(s.req.Parent))
+}
+
+func (in *intake) tenantRate(context.Context, *submission) error {
+	if in.limiter != nil && !in.limiter.Allow() {
+		return refuseWith(protocol.ReasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
+	}
+	return nil
+}
+
+func (in *intake) tenantConcurrency(context.Context, *submission) error {
+	if limit := in.policy.MaxConcurrent; limit > 0 && in.sched.activeCount() >= limit {
+		return refuseWith(protocol.ReasonOverCapacity, "the tenant has %d unfinished tasks, its limit; retry when some end", limit)
+	}
+	return nil
+}
+
+// newTask builds the record of an admitted submit (not yet submitted: the
+// lifecycle's first transition does that).
+func (in *intake) newTask(ctx context.Context, s *submission) *Task {
 	now := time.Now().UTC()
-	policy := t.retryPolicy(req.Capability)
-	timeout := time.Duration(req.Timeout)
+	policy := in.retryPolicy(s.req.Capability)
+	timeout := time.Duration(s.req.Timeout)
 	if timeout <= 0 {
 		timeout = policy.TaskTimeout
 	}
 	task := &Task{
 		ID:               newID(),
-		Capability:       req.Capability,
-		Input:            req.Input,
-		Submitter:        submitter,
-		SubmitterIsAgent: role == auth.RoleAgent,
-		IdempotencyKey:   req.IdempotencyKey,
+		Capability:       s.req.Capability,
+		Input:            s.req.Input,
+		Submitter:        s.submitter,
+		SubmitterIsAgent: s.role == auth.RoleAgent,
+		IdempotencyKey:   s.req.IdempotencyKey,
+		Parent:           s.req.Parent,
 		MaxAttempts:      max(policy.MaxAttempts, 1),
 		NextAttemptAt:    now,
 		Deadline:         now.Add(timeout),
 		CreatedAt:        now,
 		UpdatedAt:        now,
+		TraceParent:      telemetry.TraceParent(ctx),
 	}
-	task.TraceParent = telemetry.TraceParent(ctx)
-	span.SetAttributes(telemetry.AttrTaskID.String(task.ID))
-	if req.Parent != "" {
-		span.SetAttributes(telemetry.AttrParentTask.String(req.Parent))
-		if err := t.checkParent(ctx, submitter, req.Parent); err != nil {
-			t.refuse(ctx, m, protocol.ReasonForbidden, err.Error())
-			return
-		}
-		task.Parent = req.Parent
-	}
-
-	if !t.persist(ctx, m, task, req) {
-		return
-	}
-	t.countTransition(ctx, task)
-	t.dispatch(ctx, task.ID)
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrTaskID.String(task.ID))
+	return task
 }
 
 // persist stores an admitted task (or flow), claiming its idempotency key,
-// links a subtask to its parent and answers the submitter. It returns
-// whether the task is new and ready to dispatch.
-func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req protocol.SubmitRequest) bool {
-	ctx, span := t.tracer().Start(ctx, "persist")
+// links a subtask to its parent and answers the submitter. It returns the
+// task when it is new and ready to dispatch, nil when it was answered
+// otherwise (a duplicate, or a flow, which starts itself).
+func (in *intake) persist(ctx context.Context, m *bus.Message, task *Task, req protocol.SubmitRequest) (*Task, error) {
+	ctx, span := in.tracer().Start(ctx, "persist")
 	defer span.End()
-	submitter := task.Submitter
 	if req.IdempotencyKey != "" {
-		existing, err := t.store.claimIdempotency(ctx, submitter, req.IdempotencyKey, task.ID)
+		existing, err := in.store.claimIdempotency(ctx, task.Submitter, req.IdempotencyKey, task.ID)
 		if err != nil {
-			t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the task; try again")
-			t.log.ErrorContext(ctx, "idempotency claim failed", "error", err)
-			return false
+			return nil, fmt.Errorf("idempotency claim: %w", err)
 		}
 		if existing != "" {
-			if t.answerDuplicate(ctx, m, existing) {
-				return false
+			answered, err := in.answerDuplicate(ctx, m, existing)
+			if answered || err != nil {
+				return nil, err
 			}
 			// The key names a task that was never stored: an orchestrator
 			// stopped between claiming the key and storing the task. This
@@ -115,144 +303,64 @@ func (t *tenant) persist(ctx context.Context, m *bus.Message, task *Task, req pr
 		task.Flow = req.Flow
 		task.FlowInput = req.Input
 		task.Input = nil
-		if err := t.startFlow(ctx, task); err != nil {
-			if t.storedByAnother(ctx, m, task, err) {
-				return false
-			}
-			t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the flow; try again")
-			t.log.ErrorContext(ctx, "flow not stored", "error", err)
-			return false
+		if err := in.flows.startFlow(ctx, task); err != nil {
+			return nil, in.storedByAnother(ctx, m, task, err)
 		}
-		t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
-		t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
-		return false
+		in.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
+		in.admission.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
+		return nil, nil
 	}
 	if err := transition(task, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
-		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the task; try again")
-		return false
+		return nil, err
 	}
-	if err := t.store.create(ctx, task); err != nil {
-		if t.storedByAnother(ctx, m, task, err) {
-			return false
-		}
-		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not record the task; try again")
-		t.log.ErrorContext(ctx, "task not stored", "error", err)
-		return false
+	if err := in.store.create(ctx, task); err != nil {
+		return nil, in.storedByAnother(ctx, m, task, err)
 	}
 	if task.Parent != "" {
-		_, err := t.store.update(ctx, task.Parent, func(p *Task) error {
+		_, err := in.store.update(ctx, task.Parent, func(p *Task) error {
 			p.Subtasks = append(p.Subtasks, task.ID)
 			return nil
 		})
 		if err != nil {
-			t.log.WarnContext(ctx, "subtask not linked to its parent", "task", task.ID, "parent", task.Parent, "error", err)
+			in.log.WarnContext(ctx, "subtask not linked to its parent", "task", task.ID, "parent", task.Parent, "error", err)
 		}
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
-	t.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
-	return true
-}
-
-// admit is intake's policy: who may ask for what, schemas, rate and
-// concurrency limits. It refuses (and returns false) or returns true.
-func (t *tenant) admit(ctx context.Context, m *bus.Message, submitter string, req *protocol.SubmitRequest) bool {
-	if _, ok := t.dir.role(submitter); !ok {
-		t.refuse(ctx, m, protocol.ReasonForbidden, "unknown or revoked principal")
-		return false
-	}
-	capabilities := []string{req.Capability}
-	if req.Capability == protocol.CapabilityFlow || req.Flow != nil {
-		if req.Capability != protocol.CapabilityFlow || req.Flow == nil {
-			t.refuse(ctx, m, protocol.ReasonMalformed, `a flow needs capability "flow" and a flow definition`)
-			return false
-		}
-		if err := protocol.ValidateFlow(req.Flow); err != nil {
-			t.refuse(ctx, m, protocol.ReasonMalformed, "flow: "+err.Error())
-			return false
-		}
-		capabilities = capabilities[:0]
-		for _, s := range req.Flow.Steps {
-			capabilities = append(capabilities, s.Capability)
-		}
-	}
-	for _, c := range capabilities {
-		if !t.policy.maySubmit(submitter, c) {
-			t.refuse(ctx, m, protocol.ReasonForbidden, fmt.Sprintf("you may not ask for capability %q", c))
-			return false
-		}
-		if !t.dir.hasCapability(c) {
-			t.refuse(ctx, m, protocol.ReasonUnknownCapability, fmt.Sprintf("no agent in this tenant serves capability %q", c))
-			return false
-		}
-	}
-	if len(req.Input) == 0 {
-		req.Input = []byte("null")
-	}
-	if limit := t.maxInput(); len(req.Input) > limit {
-		t.refuse(ctx, m, protocol.ReasonTooLarge, fmt.Sprintf("the task's input is %d bytes; the most a dispatch can carry on this server is %d (its max payload %d, less %d for the event around it)",
-			len(req.Input), limit, min(t.nc.MaxPayload(), bus.DefaultMaxEventSize), dispatchOverhead))
-		return false
-	}
-	if err := validateJSON(t.schemas[req.Capability].input, req.Input); err != nil {
-		t.refuse(ctx, m, protocol.ReasonSchemaInvalid, fmt.Sprintf("input for %s %v", req.Capability, err))
-		return false
-	}
-	if t.limiter != nil && !t.limiter.Allow() {
-		t.refuse(ctx, m, protocol.ReasonRateLimited, "the tenant's submission rate limit is reached; slow down and retry")
-		return false
-	}
-	if limit := t.policy.MaxConcurrent; limit > 0 && t.sched.activeCount() >= limit {
-		t.refuse(ctx, m, protocol.ReasonOverCapacity, fmt.Sprintf("the tenant has %d unfinished tasks, its limit; retry when some end", limit))
-		return false
-	}
-
-	return true
-}
-
-// checkParent: only the agent running a task may add subtasks to it.
-func (t *tenant) checkParent(ctx context.Context, submitter, parentID string) error {
-	parent, _, err := t.store.get(ctx, parentID)
-	if errors.Is(err, errNotFound) {
-		return fmt.Errorf("parent task %s does not exist", clip(parentID))
-	}
-	if err != nil {
-		return fmt.Errorf("parent task unavailable")
-	}
-	switch {
-	case parent.State == protocol.StateRunning && parent.Agent == submitter:
-		return nil
-	case parent.State == protocol.StateDispatched && t.dir.serves(submitter, parent.Capability):
-		// The agent's "running" report may still be on its way: reports and
-		// submits travel on different subjects, in no common order.
-		return nil
-	}
-	return fmt.Errorf("only the agent running task %s may submit its subtasks", clip(parentID))
+	in.audit.record(ctx, auditEntry{decision: decisionAccepted, taskID: task.ID, event: m.Raw()})
+	in.admission.respond(ctx, m, protocol.TypeTaskAccepted, task.ID, protocol.Accepted{TaskID: task.ID, State: task.State})
+	return task, nil
 }
 
 // answerDuplicate replies to a resubmit with the task its key names. It
 // returns false, without answering, when that task does not exist.
-func (t *tenant) answerDuplicate(ctx context.Context, m *bus.Message, taskID string) bool {
-	task, _, err := t.store.get(ctx, taskID)
+func (in *intake) answerDuplicate(ctx context.Context, m *bus.Message, taskID string) (bool, error) {
+	task, _, err := in.store.get(ctx, taskID)
 	if errors.Is(err, errNotFound) {
-		return false
+		return false, nil
 	}
 	if err != nil {
-		t.refuse(ctx, m, protocol.ReasonUnavailable, "could not read the task; try again")
-		return true
+		return false, fmt.Errorf("read the task of an idempotency key: %w", err)
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionDuplicate, taskID: taskID, event: m.Raw()})
-	t.respond(ctx, m, protocol.TypeTaskAccepted, taskID, protocol.Accepted{TaskID: taskID, State: task.State, Duplicate: true})
-	return true
+	in.audit.record(ctx, auditEntry{decision: decisionDuplicate, taskID: taskID, event: m.Raw()})
+	in.admission.respond(ctx, m, protocol.TypeTaskAccepted, taskID, protocol.Accepted{TaskID: taskID, State: task.State, Duplicate: true})
+	return true, nil
 }
 
-// storedByAnother answers a keyed submit whose task id was stored first by
-// a concurrent submit with the same key (a retry that took over the claim,
-// here or on another replica).
-func (t *tenant) storedByAnother(ctx context.Context, m *bus.Message, task *Task, err error) bool {
+// storedByAnother handles a store error: a keyed submit whose task id was
+// stored first by a concurrent submit with the same key (a retry that took
+// over the claim, here or on another replica) is answered as a duplicate;
+// any other error is returned.
+func (in *intake) storedByAnother(ctx context.Context, m *bus.Message, task *Task, err error) error {
 	if task.IdempotencyKey == "" || !errors.Is(err, jetstream.ErrKeyExists) {
-		return false
+		return err
 	}
-	return t.answerDuplicate(ctx, m, task.ID)
+	answered, rerr := in.answerDuplicate(ctx, m, task.ID)
+	if rerr != nil {
+		return rerr
+	}
+	if !answered {
+		return err
+	}
+	return nil
 }
 
 func clip(s string) string {
@@ -267,6 +375,6 @@ func clip(s string) string {
 const dispatchOverhead = 4 << 10
 
 // maxInput is the largest input a dispatch can carry on this server.
-func (t *tenant) maxInput() int {
-	return int(min(t.nc.MaxPayload(), bus.DefaultMaxEventSize)) - dispatchOverhead
+func (b *base) maxInput() int {
+	return int(min(b.nc.MaxPayload(), bus.DefaultMaxEventSize)) - dispatchOverhead
 }

@@ -14,6 +14,12 @@ import (
 type lanes struct {
 	chans []chan laneMsg
 	wg    sync.WaitGroup
+
+	// mu guards closed: a message arriving after close (from a
+	// subscription still delivering) is dropped, never sent on a closed
+	// channel.
+	mu     sync.RWMutex
+	closed bool
 }
 
 type laneMsg struct {
@@ -42,14 +48,26 @@ func (l *lanes) wrap(h bus.HandlerFunc, key func(*bus.Message) string) bus.Handl
 	return func(ctx context.Context, m *bus.Message) {
 		f := fnv.New32a()
 		f.Write([]byte(key(m)))
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		if l.closed {
+			return // stopping, and the drain timed out: its sender retries on no answer
+		}
 		l.chans[f.Sum32()%uint32(len(l.chans))] <- laneMsg{context.WithoutCancel(ctx), m, h}
 	}
 }
 
+// close stops taking messages, lets the lanes finish what they hold and
+// waits for them.
 func (l *lanes) close() {
-	for _, ch := range l.chans {
-		close(ch)
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		for _, ch := range l.chans {
+			close(ch)
+		}
 	}
+	l.mu.Unlock()
 	l.wg.Wait()
 }
 

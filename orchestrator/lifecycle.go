@@ -13,13 +13,20 @@ import (
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
+// lifecycle makes the orchestrator's own transitions of a task: dispatch,
+// retry, expiry, timeout, cancel, and tells the submitter of each.
+type lifecycle struct {
+	*base
+	flows *flows // told when a step or gate subtask ends
+}
+
 // Transitions of the task lifecycle. Each is one compare-and-set on the
 // task record, then the side effects (messages, audit) of the winner.
 
 // dispatch sends the next attempt of a due task to its capability.
-func (t *tenant) dispatch(ctx context.Context, id string) {
-	policy := t.cfg.defaultPolicy
-	task, err := t.store.update(ctx, id, func(task *Task) error {
+func (l *lifecycle) dispatch(ctx context.Context, id string) {
+	policy := l.cfg.defaultPolicy
+	task, err := l.store.update(ctx, id, func(task *Task) error {
 		now := time.Now()
 		if now.Before(task.NextAttemptAt) || now.After(task.Deadline) {
 			return errSkip
@@ -27,19 +34,19 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 		if err := transition(task, protocol.CauseDispatch, protocol.StateDispatched); err != nil {
 			return err
 		}
-		policy = t.retryPolicy(task.Capability)
+		policy = l.retryPolicy(task.Capability)
 		task.Attempt++
 		task.AttemptDeadline = minTime(now.Add(policy.ClaimTimeout), task.Deadline)
 		return nil
 	})
 	if err != nil {
-		t.logSkip(ctx, "dispatch", id, err)
+		l.logSkip(ctx, "dispatch", id, err)
 		return
 	}
-	ctx, span := t.startTaskSpan(ctx, "dispatch "+task.Capability, task, previousAttempt(task)...)
+	ctx, span := l.startTaskSpan(ctx, "dispatch "+task.Capability, task, previousAttempt(task)...)
 	defer span.End()
-	t.countTransition(ctx, task)
-	e, err := t.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
+	l.countTransition(ctx, task)
+	e, err := l.newEvent(protocol.TypeTaskDispatched, task.ID, protocol.Dispatch{
 		TaskID:     task.ID,
 		Attempt:    task.Attempt,
 		Capability: task.Capability,
@@ -49,7 +56,7 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	})
 	if err != nil {
 		// The claim timeout retries it: the task is not lost.
-		t.log.ErrorContext(ctx, "dispatch not built", "task", task.ID, "error", err)
+		l.log.ErrorContext(ctx, "dispatch not built", "task", task.ID, "error", err)
 		return
 	}
 	e.SetExtension(protocol.ExtAttempt, task.Attempt)
@@ -59,25 +66,25 @@ func (t *tenant) dispatch(ctx context.Context, id string) {
 	// The submitter hears "dispatched" before the agent can hear of the
 	// task: its "running" (sent when the agent's report is handled, maybe
 	// on another goroutine) then always comes after, on this connection.
-	t.notify(ctx, task)
-	msg, err := t.bus.Send(ctx, protocol.Capability(task.Capability), e)
+	l.notify(ctx, task)
+	msg, err := l.bus.Send(ctx, protocol.Capability(task.Capability), e)
 	if errors.Is(err, bus.ErrTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
 		// No retry makes it smaller (a flow step's or gate's input built
 		// from earlier outputs): say so rather than wait for a claim.
-		t.failTask(ctx, task.ID, task.Attempt, fmt.Sprintf("the task's input (%d bytes) is too large to dispatch: the server's max payload is %d bytes", len(task.Input), t.nc.MaxPayload()))
+		l.failTask(ctx, task.ID, task.Attempt, fmt.Sprintf("the task's input (%d bytes) is too large to dispatch: the server's max payload is %d bytes", len(task.Input), l.nc.MaxPayload()))
 		return
 	}
 	if err != nil {
 		// The claim timeout retries it: the task is not lost.
-		t.log.WarnContext(ctx, "dispatch not sent", "task", task.ID, "error", err)
+		l.log.WarnContext(ctx, "dispatch not sent", "task", task.ID, "error", err)
 		return
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionDispatched, taskID: task.ID, event: msg})
+	l.audit.record(ctx, auditEntry{decision: decisionDispatched, taskID: task.ID, event: msg})
 }
 
 // failTask ends an attempt that cannot be sent, for good.
-func (t *tenant) failTask(ctx context.Context, id string, attempt int, why string) {
-	task, err := t.store.update(ctx, id, func(task *Task) error {
+func (l *lifecycle) failTask(ctx context.Context, id string, attempt int, why string) {
+	task, err := l.store.update(ctx, id, func(task *Task) error {
 		if task.State != protocol.StateDispatched || task.Attempt != attempt {
 			return errSkip
 		}
@@ -85,16 +92,16 @@ func (t *tenant) failTask(ctx context.Context, id string, attempt int, why strin
 		return transition(task, protocol.CauseReject, protocol.StateFailed)
 	})
 	if err != nil {
-		t.logSkip(ctx, "fail", id, err)
+		l.logSkip(ctx, "fail", id, err)
 		return
 	}
-	t.recordTransition(ctx, task, why, nil)
+	l.recordTransition(ctx, task, why, nil)
 }
 
 // attemptExpired handles an attempt nobody claimed or that ran too long.
-func (t *tenant) attemptExpired(ctx context.Context, id string) {
+func (l *lifecycle) attemptExpired(ctx context.Context, id string) {
 	var agent string
-	task, err := t.store.update(ctx, id, func(task *Task) error {
+	task, err := l.store.update(ctx, id, func(task *Task) error {
 		now := time.Now()
 		running := task.State == protocol.StateDispatched || task.State == protocol.StateRunning
 		if !running || task.AttemptDeadline.IsZero() || !now.After(task.AttemptDeadline) {
@@ -106,25 +113,25 @@ func (t *tenant) attemptExpired(ctx context.Context, id string) {
 		} else {
 			task.Error = "the attempt ran out of time"
 		}
-		return t.retryOrGiveUp(task, protocol.CauseExpire, now, true)
+		return l.retryOrGiveUp(task, protocol.CauseExpire, now, true)
 	})
 	if err != nil {
-		t.logSkip(ctx, "attempt expiry", id, err)
+		l.logSkip(ctx, "attempt expiry", id, err)
 		return
 	}
-	ctx, span := t.startTaskSpan(ctx, "attempt expired", task)
+	ctx, span := l.startTaskSpan(ctx, "attempt expired", task)
 	span.SetAttributes(telemetry.AttrReason.String(task.Error))
 	defer span.End()
 	if agent != "" {
-		t.sendCancel(ctx, agent, task.ID, task.Attempt, "attempt timed out")
+		l.sendCancel(ctx, agent, task.ID, task.Attempt, "attempt timed out")
 	}
-	t.recordTransition(ctx, task, task.Error, nil)
+	l.recordTransition(ctx, task, task.Error, nil)
 }
 
 // timeOut ends a task whose deadline passed.
-func (t *tenant) timeOut(ctx context.Context, id string) {
+func (l *lifecycle) timeOut(ctx context.Context, id string) {
 	var agent string
-	task, err := t.store.update(ctx, id, func(task *Task) error {
+	task, err := l.store.update(ctx, id, func(task *Task) error {
 		if !time.Now().After(task.Deadline) {
 			return errSkip
 		}
@@ -133,26 +140,26 @@ func (t *tenant) timeOut(ctx context.Context, id string) {
 		return transition(task, protocol.CauseTimeout, protocol.StateTimedOut)
 	})
 	if err != nil {
-		t.logSkip(ctx, "timeout", id, err)
+		l.logSkip(ctx, "timeout", id, err)
 		return
 	}
-	ctx, span := t.startTaskSpan(ctx, "timed out", task)
+	ctx, span := l.startTaskSpan(ctx, "timed out", task)
 	defer span.End()
 	if agent != "" {
-		t.sendCancel(ctx, agent, task.ID, task.Attempt, "deadline exceeded")
+		l.sendCancel(ctx, agent, task.ID, task.Attempt, "deadline exceeded")
 	}
-	t.recordTransition(ctx, task, task.Error, nil)
-	t.cancelSubtasks(ctx, task, "parent timed out")
+	l.recordTransition(ctx, task, task.Error, nil)
+	l.cancelSubtasks(ctx, task, "parent timed out")
 }
 
 // retryOrGiveUp moves an attempt that failed or expired on: back to
 // submitted with backoff while attempts and time remain, else
 // dead-lettered (retries exhausted) or failed (not retryable).
-func (t *tenant) retryOrGiveUp(task *Task, cause protocol.Cause, now time.Time, retryable bool) error {
+func (l *lifecycle) retryOrGiveUp(task *Task, cause protocol.Cause, now time.Time, retryable bool) error {
 	if !retryable {
 		return transition(task, cause, protocol.StateFailed)
 	}
-	next := now.Add(t.retryPolicy(task.Capability).backoff(task.Attempt))
+	next := now.Add(l.retryPolicy(task.Capability).backoff(task.Attempt))
 	if task.Attempt >= task.MaxAttempts || next.After(task.Deadline) {
 		return transition(task, cause, protocol.StateDeadLettered)
 	}
@@ -165,9 +172,9 @@ func (t *tenant) retryOrGiveUp(task *Task, cause protocol.Cause, now time.Time, 
 
 // cancel ends a task on request and cancels its running attempt and its
 // subtasks. It returns the task as it now stands.
-func (t *tenant) cancel(ctx context.Context, id, why string, event *nats.Msg) (*Task, error) {
+func (l *lifecycle) cancel(ctx context.Context, id, why string, event *nats.Msg) (*Task, error) {
 	var agent string
-	task, err := t.store.update(ctx, id, func(task *Task) error {
+	task, err := l.store.update(ctx, id, func(task *Task) error {
 		agent = task.Agent
 		task.Error = why
 		return transition(task, protocol.CauseCancel, protocol.StateCancelled)
@@ -179,63 +186,63 @@ func (t *tenant) cancel(ctx context.Context, id, why string, event *nats.Msg) (*
 		return nil, err
 	}
 	if agent != "" {
-		t.sendCancel(ctx, agent, task.ID, task.Attempt, why)
+		l.sendCancel(ctx, agent, task.ID, task.Attempt, why)
 	}
-	t.recordTransition(ctx, task, why, event)
-	t.cancelSubtasks(ctx, task, "parent cancelled")
+	l.recordTransition(ctx, task, why, event)
+	l.cancelSubtasks(ctx, task, "parent cancelled")
 	return task, nil
 }
 
-func (t *tenant) cancelSubtasks(ctx context.Context, parent *Task, why string) {
+func (l *lifecycle) cancelSubtasks(ctx context.Context, parent *Task, why string) {
 	for _, sub := range parent.Subtasks {
-		if _, err := t.cancel(ctx, sub, why, nil); err != nil {
-			t.log.WarnContext(ctx, "subtask not cancelled", "task", sub, "error", err)
+		if _, err := l.cancel(ctx, sub, why, nil); err != nil {
+			l.log.WarnContext(ctx, "subtask not cancelled", "task", sub, "error", err)
 		}
 	}
 }
 
 // sendCancel tells an agent to stop working on an attempt of a task.
-func (t *tenant) sendCancel(ctx context.Context, agent, taskID string, attempt int, why string) {
-	t.publish(ctx, protocol.ControlCancel(agent), protocol.TypeControlCancel, taskID, protocol.Cancel{TaskID: taskID, Attempt: attempt, Message: why})
+func (l *lifecycle) sendCancel(ctx context.Context, agent, taskID string, attempt int, why string) {
+	l.publish(ctx, protocol.ControlCancel(agent), protocol.TypeControlCancel, taskID, protocol.Cancel{TaskID: taskID, Attempt: attempt, Message: why})
 }
 
 // recordTransition audits a transition and tells the submitter.
-func (t *tenant) recordTransition(ctx context.Context, task *Task, reason string, event *nats.Msg) {
+func (l *lifecycle) recordTransition(ctx context.Context, task *Task, reason string, event *nats.Msg) {
 	decision := string(task.State)
 	if task.State == protocol.StateSubmitted {
 		decision = decisionRetry
 	}
-	t.audit.record(ctx, auditEntry{decision: decision, reason: reason, taskID: task.ID, event: event})
-	t.countTransition(ctx, task)
-	t.notify(ctx, task)
+	l.audit.record(ctx, auditEntry{decision: decision, reason: reason, taskID: task.ID, event: event})
+	l.countTransition(ctx, task)
+	l.notify(ctx, task)
 	if task.State.Final() && task.Parent != "" {
-		t.childFinished(ctx, task)
+		l.flows.childFinished(ctx, task)
 	}
 }
 
 // childFinished moves a flow on when one of its steps ends.
-func (t *tenant) childFinished(ctx context.Context, child *Task) {
-	parent, _, err := t.store.get(ctx, child.Parent)
+func (fl *flows) childFinished(ctx context.Context, child *Task) {
+	parent, _, err := fl.store.get(ctx, child.Parent)
 	switch {
 	case err != nil:
 	case parent.Flow != nil:
-		t.advanceFlow(ctx, parent.ID)
+		fl.advanceFlow(ctx, parent.ID)
 	case parent.GateTask == child.ID:
-		t.advanceGate(ctx, parent.ID)
+		fl.advanceGate(ctx, parent.ID)
 	}
 }
 
 // notify tells the submitter where its task stands: a client on
 // eq.client.<client>.task.<id>, an agent (for its subtask, when final) on
 // eq.ctl.<agent>.subtask.
-func (t *tenant) notify(ctx context.Context, task *Task) {
+func (l *lifecycle) notify(ctx context.Context, task *Task) {
 	if task.SubmitterIsAgent {
 		if task.State.Final() && !task.IsGate {
-			t.publish(ctx, protocol.ControlSubtask(task.Submitter), protocol.TypeSubtaskFinished, task.ID, task.view())
+			l.publish(ctx, protocol.ControlSubtask(task.Submitter), protocol.TypeSubtaskFinished, task.ID, task.view())
 		}
 		return
 	}
-	t.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), stateEventType(task.State), task.ID, task.view())
+	l.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), stateEventType(task.State), task.ID, task.view())
 }
 
 func stateEventType(s protocol.State) string {
@@ -258,11 +265,11 @@ func stateEventType(s protocol.State) string {
 	return protocol.TypeTaskSubmitted
 }
 
-func (t *tenant) logSkip(ctx context.Context, what, id string, err error) {
+func (b *base) logSkip(ctx context.Context, what, id string, err error) {
 	if errors.Is(err, errSkip) {
 		return
 	}
-	t.log.WarnContext(ctx, what+" failed", "task", id, "error", err)
+	b.log.WarnContext(ctx, what+" failed", "task", id, "error", err)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -35,7 +35,7 @@ func (o *Orchestrator) observe() error {
 	}
 	_, err := o.cfg.metrics.ObserveAgentsLive(func(ctx context.Context, observe func(tenant string, n int64)) error {
 		for _, t := range o.serving() {
-			if n, err := t.liveInstances(ctx); err == nil {
+			if n, err := t.registry.liveInstances(ctx); err == nil {
 				observe(t.name, int64(n))
 			}
 		}
@@ -46,10 +46,10 @@ func (o *Orchestrator) observe() error {
 
 // liveInstances counts the agent instances in the live registry (the
 // heartbeats are shared among replicas, so only the bucket knows them all).
-func (t *tenant) liveInstances(ctx context.Context) (int, error) {
+func (rg *registry) liveInstances(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	keys, err := t.store.agents.ListKeys(ctx)
+	keys, err := rg.store.agents.ListKeys(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -73,11 +73,11 @@ func (o *Orchestrator) serving() []*tenant {
 
 // countTransition records a task's move to its current state; a final one
 // also records the task's whole duration.
-func (t *tenant) countTransition(ctx context.Context, task *Task) {
-	m := t.cfg.metrics
-	m.TaskTransition(ctx, t.name, task.Capability, string(task.State))
+func (b *base) countTransition(ctx context.Context, task *Task) {
+	m := b.cfg.metrics
+	m.TaskTransition(ctx, b.name, task.Capability, string(task.State))
 	if task.State.Final() {
-		m.TaskFinished(ctx, t.name, task.Capability, string(task.State), time.Since(task.CreatedAt))
+		m.TaskFinished(ctx, b.name, task.Capability, string(task.State), time.Since(task.CreatedAt))
 	}
 }
 
@@ -88,10 +88,10 @@ var signatureReasons = map[protocol.Reason]bool{
 	protocol.ReasonSignerMismatch: true, protocol.ReasonReplay: true,
 }
 
-func (t *tenant) countRefusal(ctx context.Context, reason protocol.Reason) {
-	t.cfg.metrics.Refused(ctx, t.name, string(reason))
+func (b *base) countRefusal(ctx context.Context, reason protocol.Reason) {
+	b.cfg.metrics.Refused(ctx, b.name, string(reason))
 	if signatureReasons[reason] {
-		t.cfg.metrics.SignatureFailure(ctx, t.name, string(reason))
+		b.cfg.metrics.SignatureFailure(ctx, b.name, string(reason))
 	}
 }
 

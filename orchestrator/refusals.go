@@ -131,18 +131,18 @@ func (c *refusalCounter) closeWindows(now time.Time) []refusalSummary {
 
 // recordRefusal audits a refusal as a bounded record, counted with the
 // sender's other refusals of the same reason.
-func (t *tenant) recordRefusal(ctx context.Context, sender string, reason protocol.Reason, message, requestID string, msg *nats.Msg) {
+func (a *admission) recordRefusal(ctx context.Context, sender string, reason protocol.Reason, message, requestID string, msg *nats.Msg) {
 	r := newRefusalRecord(sender, msg)
-	if !t.refusals.note(sender, reason, time.Now(), r) {
+	if !a.refusals.note(sender, reason, time.Now(), r) {
 		return
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: string(reason) + ": " + message, requestID: requestID, refusal: &r})
+	a.audit.record(ctx, auditEntry{decision: decisionRefused, reason: string(reason) + ": " + message, requestID: requestID, refusal: &r})
 }
 
 // summarizeRefusals writes the summaries of closed windows.
-func (t *tenant) summarizeRefusals(ctx context.Context, now time.Time) {
-	for _, s := range t.refusals.closeWindows(now) {
+func (a *admission) summarizeRefusals(ctx context.Context, now time.Time) {
+	for _, s := range a.refusals.closeWindows(now) {
 		r := s.record
-		t.audit.record(ctx, auditEntry{decision: decisionRefused, reason: string(s.reason) + ": repeated", refusal: &r})
+		a.audit.record(ctx, auditEntry{decision: decisionRefused, reason: string(s.reason) + ": repeated", refusal: &r})
 	}
 }

@@ -41,11 +41,11 @@ func reasonFor(err error) protocol.Reason {
 // inbox of the principal its source claims; a report only when its
 // subject names the agent its source claims, because the server lets no
 // one else publish on that agent's subjects.
-func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
+func (a *admission) refused(ctx context.Context, msg *nats.Msg, err error) {
 	requestID := newID()
 	reason := reasonFor(err)
-	t.countRefusal(ctx, reason)
-	t.recordRefusal(ctx, unverifiedSender, reason, err.Error(), requestID, msg)
+	a.countRefusal(ctx, reason)
+	a.recordRefusal(ctx, unverifiedSender, reason, err.Error(), requestID, msg)
 	_, claimed, perr := protocol.ParseSource(msg.Header.Get("ce-source"))
 	if perr != nil {
 		return // nobody to answer
@@ -53,66 +53,66 @@ func (t *tenant) refused(ctx context.Context, msg *nats.Msg, err error) {
 	r := protocol.Refused{Reason: reason, Message: err.Error(), RequestID: requestID, EventID: eventID(msg.Header.Get("ce-id"))}
 	if agent, _, ok := protocol.ParseAgentSubject(msg.Subject); ok {
 		if agent == claimed {
-			t.tellAgent(ctx, agent, r)
+			a.tellAgent(ctx, agent, r)
 		}
 		return
 	}
 	if msg.Reply != "" && protocol.IsTaskOperation(msg.Subject) {
-		t.answerRefusal(ctx, claimed, msg.Reply, r)
+		a.answerRefusal(ctx, claimed, msg.Reply, r)
 	}
 }
 
 // refuse turns down a verified message: counted against its sender,
 // recorded, told to the sender, never executed.
-func (t *tenant) refuse(ctx context.Context, m *bus.Message, reason protocol.Reason, message string) {
+func (a *admission) refuse(ctx context.Context, m *bus.Message, reason protocol.Reason, message string) {
 	taskID, _ := m.Event.Extensions()[protocol.ExtTaskID].(string)
-	t.refuseAbout(ctx, m, protocol.Refused{Reason: reason, Message: message, TaskID: eventID(taskID)})
+	a.refuseAbout(ctx, m, protocol.Refused{Reason: reason, Message: message, TaskID: eventID(taskID)})
 }
 
 // refuseReport turns down an agent's report about an attempt.
-func (t *tenant) refuseReport(ctx context.Context, m *bus.Message, r protocol.Report, reason protocol.Reason, message string) {
-	t.refuseAbout(ctx, m, protocol.Refused{Reason: reason, Message: message, TaskID: eventID(r.TaskID), Attempt: max(r.Attempt, 0)})
+func (a *admission) refuseReport(ctx context.Context, m *bus.Message, r protocol.Report, reason protocol.Reason, message string) {
+	a.refuseAbout(ctx, m, protocol.Refused{Reason: reason, Message: message, TaskID: eventID(r.TaskID), Attempt: max(r.Attempt, 0)})
 }
 
-func (t *tenant) refuseAbout(ctx context.Context, m *bus.Message, r protocol.Refused) {
+func (a *admission) refuseAbout(ctx context.Context, m *bus.Message, r protocol.Refused) {
 	r.RequestID = newID()
 	r.EventID = m.Event.ID()
 	sender := principal(m)
 	spanRefused(ctx, r.Reason, r.Message)
-	t.countRefusal(ctx, r.Reason)
-	t.chargeRefusal(ctx, sender)
-	t.recordRefusal(ctx, sender, r.Reason, r.Message, r.RequestID, m.Raw())
-	t.log.InfoContext(ctx, "refused", "reason", r.Reason, "request_id", r.RequestID, "from", m.Event.Source(), "subject", clip(m.Subject))
+	a.countRefusal(ctx, r.Reason)
+	a.chargeRefusal(ctx, sender)
+	a.recordRefusal(ctx, sender, r.Reason, r.Message, r.RequestID, m.Raw())
+	a.log.InfoContext(ctx, "refused", "reason", r.Reason, "request_id", r.RequestID, "from", m.Event.Source(), "subject", clip(m.Subject))
 	if agent, _, ok := protocol.ParseAgentSubject(m.Subject); ok {
-		t.tellAgent(ctx, agent, r)
+		a.tellAgent(ctx, agent, r)
 		return
 	}
-	t.answerRefusal(ctx, sender, m.Reply(), r)
+	a.answerRefusal(ctx, sender, m.Reply(), r)
 }
 
 // answerRefusal replies to a refused request on the sender's inbox.
-func (t *tenant) answerRefusal(ctx context.Context, sender, reply string, r protocol.Refused) {
+func (a *admission) answerRefusal(ctx context.Context, sender, reply string, r protocol.Refused) {
 	if reply == "" {
 		return
 	}
-	e, err := t.newEvent(protocol.TypeTaskRefused, "", r)
+	e, err := a.newEvent(protocol.TypeTaskRefused, "", r)
 	if err != nil {
-		t.log.WarnContext(ctx, "refusal not sent", "error", err)
+		a.log.WarnContext(ctx, "refusal not sent", "error", err)
 		return
 	}
 	e.SetExtension(protocol.ExtRequestID, r.RequestID)
-	t.answer(ctx, sender, reply, e)
+	a.answer(ctx, sender, reply, e)
 }
 
 // tellAgent sends a refusal of its report or heartbeat to an agent.
-func (t *tenant) tellAgent(ctx context.Context, agent string, r protocol.Refused) {
-	e, err := t.newEvent(protocol.TypeReportRefused, r.TaskID, r)
+func (a *admission) tellAgent(ctx context.Context, agent string, r protocol.Refused) {
+	e, err := a.newEvent(protocol.TypeReportRefused, r.TaskID, r)
 	if err == nil {
 		e.SetExtension(protocol.ExtRequestID, r.RequestID)
-		err = t.bus.Publish(ctx, protocol.ControlRefused(agent), e)
+		err = a.bus.Publish(ctx, protocol.ControlRefused(agent), e)
 	}
 	if err != nil {
-		t.log.WarnContext(ctx, "refusal not sent to the agent", "agent", agent, "error", err)
+		a.log.WarnContext(ctx, "refusal not sent to the agent", "agent", agent, "error", err)
 	}
 }
 

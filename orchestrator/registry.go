@@ -32,58 +32,66 @@ const DefaultMaxInstancesPerAgent = 32
 // maxVersionLen bounds a heartbeat's version string.
 const maxVersionLen = 64
 
+// registry keeps the live agents' heartbeats.
+type registry struct {
+	*base
+	admission *admission
+	// instances bounds each agent's live instances in the bucket.
+	instances instanceCounts
+}
+
 // handleHeartbeat records an agent instance's heartbeat.
-func (t *tenant) handleHeartbeat(ctx context.Context, m *bus.Message, agent string) {
+func (rg *registry) handleHeartbeat(ctx context.Context, m *bus.Message, agent string) {
 	if len(m.Event.Data()) > MaxHeartbeatSize {
-		t.refuse(ctx, m, protocol.ReasonTooLarge, fmt.Sprintf("a heartbeat is at most %d bytes", MaxHeartbeatSize))
+		rg.admission.refuse(ctx, m, protocol.ReasonTooLarge, fmt.Sprintf("a heartbeat is at most %d bytes", MaxHeartbeatSize))
 		return
 	}
-	if !t.limiters.allow(agent) {
-		t.refuse(ctx, m, protocol.ReasonRateLimited, "you are over your request rate; slow down")
+	if !rg.admission.limiters.allow(agent) {
+		rg.admission.refuse(ctx, m, protocol.ReasonRateLimited, "you are over your request rate; slow down")
 		return
 	}
 	var hb protocol.Heartbeat
 	if err := decode(m, &hb); err != nil {
-		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
+		rg.admission.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 		return
 	}
 	if hb.Agent != agent {
-		t.refuse(ctx, m, protocol.ReasonMalformed, fmt.Sprintf("field agent: must be the sending agent %q", agent))
+		rg.admission.refuse(ctx, m, protocol.ReasonMalformed, fmt.Sprintf("field agent: must be the sending agent %q", agent))
 		return
 	}
 	if !validInstance(hb.Instance) {
-		t.refuse(ctx, m, protocol.ReasonMalformed, "field instance: want 1 to 64 of [A-Za-z0-9_-]")
+		rg.admission.refuse(ctx, m, protocol.ReasonMalformed, "field instance: want 1 to 64 of [A-Za-z0-9_-]")
 		return
 	}
-	if err := t.checkHeartbeat(agent, &hb); err != nil {
-		t.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
+	if err := rg.checkHeartbeat(agent, &hb); err != nil {
+		rg.admission.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 		return
 	}
 	key := protocol.AgentInstanceKey(agent, hb.Instance)
 	if hb.Status == protocol.AgentStopped {
-		if err := t.store.agents.Purge(ctx, key); err != nil {
-			t.log.WarnContext(ctx, "agent not removed from the registry", "agent", agent, "error", err)
+		if err := rg.store.agents.Purge(ctx, key); err != nil {
+			rg.log.WarnContext(ctx, "agent not removed from the registry", "agent", agent, "error", err)
 		}
-		t.instances.remove(agent, hb.Instance)
+		rg.instances.remove(agent, hb.Instance)
 		return
 	}
-	if !t.instances.admit(ctx, t, agent, hb.Instance) {
-		t.refuse(ctx, m, protocol.ReasonOverCapacity, fmt.Sprintf("agent %s has %d live instances, its limit", agent, t.maxInstances()))
+	if !rg.instances.admit(ctx, rg, agent, hb.Instance) {
+		rg.admission.refuse(ctx, m, protocol.ReasonOverCapacity, fmt.Sprintf("agent %s has %d live instances, its limit", agent, rg.maxInstances()))
 		return
 	}
 	hb.LastSeen = time.Now().UTC()
 	data, err := json.Marshal(hb) // only the schema's fields
 	if err == nil {
-		_, err = t.store.agents.Put(ctx, key, data)
+		_, err = rg.store.agents.Put(ctx, key, data)
 	}
 	if err != nil {
-		t.log.WarnContext(ctx, "heartbeat not recorded", "agent", agent, "error", err)
+		rg.log.WarnContext(ctx, "heartbeat not recorded", "agent", agent, "error", err)
 	}
 }
 
 // checkHeartbeat bounds a heartbeat's fields: a known status, the agent's
 // own capabilities, sane numbers, a short version.
-func (t *tenant) checkHeartbeat(agent string, hb *protocol.Heartbeat) error {
+func (rg *registry) checkHeartbeat(agent string, hb *protocol.Heartbeat) error {
 	switch hb.Status {
 	case protocol.AgentUp, protocol.AgentDraining, protocol.AgentStopped:
 	default:
@@ -94,7 +102,7 @@ func (t *tenant) checkHeartbeat(agent string, hb *protocol.Heartbeat) error {
 	}
 	// Only capabilities the agent holds are listed: its creds decide what
 	// it serves, not what it says.
-	hb.Capabilities = slices.DeleteFunc(hb.Capabilities, func(c string) bool { return !t.dir.serves(agent, c) })
+	hb.Capabilities = slices.DeleteFunc(hb.Capabilities, func(c string) bool { return !rg.dir.serves(agent, c) })
 	slices.Sort(hb.Capabilities)
 	hb.Capabilities = slices.Compact(hb.Capabilities)
 	if len(hb.Version) > maxVersionLen || strings.ContainsFunc(hb.Version, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
@@ -109,8 +117,8 @@ func (t *tenant) checkHeartbeat(agent string, hb *protocol.Heartbeat) error {
 	return nil
 }
 
-func (t *tenant) maxInstances() int {
-	if n := t.policy.MaxInstancesPerAgent; n > 0 {
+func (rg *registry) maxInstances() int {
+	if n := rg.policy.MaxInstancesPerAgent; n > 0 {
 		return n
 	}
 	return DefaultMaxInstancesPerAgent
@@ -126,7 +134,7 @@ type instanceCounts struct {
 
 // admit reports whether instance of agent may be listed: it is already
 // live, or the agent has room for another.
-func (c *instanceCounts) admit(ctx context.Context, t *tenant, agent, instance string) bool {
+func (c *instanceCounts) admit(ctx context.Context, rg *registry, agent, instance string) bool {
 	now := time.Now()
 	c.mu.Lock()
 	if c.by == nil {
@@ -135,7 +143,7 @@ func (c *instanceCounts) admit(ctx context.Context, t *tenant, agent, instance s
 	live := c.by[agent]
 	c.mu.Unlock()
 	if live == nil {
-		live = t.liveInstancesOf(ctx, agent)
+		live = rg.liveInstancesOf(ctx, agent)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -148,7 +156,7 @@ func (c *instanceCounts) admit(ctx context.Context, t *tenant, agent, instance s
 			delete(live, id)
 		}
 	}
-	if _, ok := live[instance]; !ok && len(live) >= t.maxInstances() {
+	if _, ok := live[instance]; !ok && len(live) >= rg.maxInstances() {
 		return false
 	}
 	live[instance] = now
@@ -162,9 +170,9 @@ func (c *instanceCounts) remove(agent, instance string) {
 }
 
 // liveInstancesOf reads an agent's instances from the bucket.
-func (t *tenant) liveInstancesOf(ctx context.Context, agent string) map[string]time.Time {
+func (rg *registry) liveInstancesOf(ctx context.Context, agent string) map[string]time.Time {
 	out := map[string]time.Time{}
-	keys, err := t.store.agents.ListKeysFiltered(ctx, protocol.AgentInstancesFilter(agent))
+	keys, err := rg.store.agents.ListKeysFiltered(ctx, protocol.AgentInstancesFilter(agent))
 	if err != nil {
 		return out
 	}

@@ -46,28 +46,28 @@ func replyAllowed(sender, reply string) bool {
 
 // answer sends e to reply if reply is sender's own inbox; anything else
 // is dropped with a log line (the request was already decided).
-func (t *tenant) answer(ctx context.Context, sender, reply string, e *event.Event) {
+func (a *admission) answer(ctx context.Context, sender, reply string, e *event.Event) {
 	if reply == "" {
 		return
 	}
 	if !replyAllowed(sender, reply) {
-		t.log.WarnContext(ctx, "answer withheld: the reply subject is not the sender's own inbox", "sender", clip(sender), "reply", clip(reply))
+		a.log.WarnContext(ctx, "answer withheld: the reply subject is not the sender's own inbox", "sender", clip(sender), "reply", clip(reply))
 		return
 	}
-	if err := t.bus.Publish(ctx, reply, e); err != nil {
-		t.log.WarnContext(ctx, "answer not delivered", "type", e.Type(), "error", err)
+	if err := a.bus.Publish(ctx, reply, e); err != nil {
+		a.log.WarnContext(ctx, "answer not delivered", "type", e.Type(), "error", err)
 	}
 }
 
 // respond answers a verified request.
-func (t *tenant) respond(ctx context.Context, m *bus.Message, typ, taskID string, data any) {
+func (a *admission) respond(ctx context.Context, m *bus.Message, typ, taskID string, data any) {
 	if m.Reply() == "" {
 		return
 	}
-	e, err := t.newEvent(typ, taskID, data)
+	e, err := a.newEvent(typ, taskID, data)
 	if err != nil {
-		t.log.WarnContext(ctx, "answer not sent", "type", typ, "error", err)
+		a.log.WarnContext(ctx, "answer not sent", "type", typ, "error", err)
 		return
 	}
-	t.answer(ctx, principal(m), m.Reply(), e)
+	a.answer(ctx, principal(m), m.Reply(), e)
 }

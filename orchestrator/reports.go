@@ -12,53 +12,51 @@ import (
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
+// reports takes agents' word about their attempts.
+type reports struct {
+	*base
+	admission *admission
+	lifecycle *lifecycle
+	flows     *flows
+	sched     *scheduler // the agents' running counts
+}
+
 // handleReport takes an agent's word about an attempt, on
-// eq.agent.<agent>.<kind>. The server lets only that agent publish there,
-// and the signature proves the source; both must name the same agent. The
-// event's type is bound to the kind (boundTypes).
-func (t *tenant) handleReport(ctx context.Context, m *bus.Message) {
-	agent, kind, ok := protocol.ParseAgentSubject(m.Subject)
-	if !ok || agent != principal(m) {
-		t.refuse(ctx, m, protocol.ReasonSignerMismatch, "report subject and signer disagree")
-		return
-	}
-	t.annotate(ctx, telemetry.AttrAgent.String(agent))
-	if kind == protocol.HeartbeatKind {
-		t.handleHeartbeat(ctx, m, agent)
-		return
-	}
+// eq.agent.<agent>.<kind> (tenant.agentMessage checked the subject names
+// the signer; boundTypes that the event's type is the kind's).
+func (rep *reports) handleReport(ctx context.Context, m *bus.Message, agent, kind string) {
 	var r protocol.Report
 	if err := decode(m, &r); err != nil {
 		// Best effort, to name the task in the refusal: a type error in
 		// one member leaves the others read.
 		var hint protocol.Report
 		json.Unmarshal(m.Event.Data(), &hint)
-		t.refuseReport(ctx, m, protocol.Report{TaskID: hint.TaskID, Attempt: hint.Attempt}, protocol.ReasonMalformed, err.Error())
+		rep.admission.refuseReport(ctx, m, protocol.Report{TaskID: hint.TaskID, Attempt: hint.Attempt}, protocol.ReasonMalformed, err.Error())
 		return
 	}
 	if r.TaskID == "" || r.Attempt < 1 {
-		t.refuseReport(ctx, m, r, protocol.ReasonMalformed, "fields task_id and attempt: want the task_id and attempt (1 or more) of the dispatch")
+		rep.admission.refuseReport(ctx, m, r, protocol.ReasonMalformed, "fields task_id and attempt: want the task_id and attempt (1 or more) of the dispatch")
 		return
 	}
-	t.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
+	rep.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
 	switch kind {
 	case protocol.ReportProgress, protocol.ReportPartial:
-		t.reportProgress(ctx, m, agent, r)
+		rep.reportProgress(ctx, m, agent, r)
 		return
 	}
 	// The rest change the task: each is acted on once, on any replica.
-	if !t.firstTime(ctx, m) {
+	if !rep.admission.firstTime(ctx, m) {
 		return
 	}
 	switch kind {
 	case protocol.ReportRunning:
-		t.reportRunning(ctx, m, agent, r)
+		rep.reportRunning(ctx, m, agent, r)
 	case protocol.ReportCompleted:
-		t.reportFinished(ctx, m, agent, r, true)
+		rep.reportFinished(ctx, m, agent, r, true)
 	case protocol.ReportFailed:
-		t.reportFinished(ctx, m, agent, r, false)
+		rep.reportFinished(ctx, m, agent, r, false)
 	case protocol.ReportReleased:
-		t.reportReleased(ctx, m, agent, r)
+		rep.reportReleased(ctx, m, agent, r)
 	}
 }
 
@@ -73,13 +71,13 @@ var errNotClaimant = fmt.Errorf("%w: not the claimant", errSkip)
 // report. A result held for its gate takes no more reports. It returns
 // errSkip for an attempt that is over and errNotClaimant for a sender
 // that may not report on it.
-func (t *tenant) claimable(task *Task, agent string, r protocol.Report) error {
+func (rep *reports) claimable(task *Task, agent string, r protocol.Report) error {
 	if task.Attempt != r.Attempt || task.GateTask != "" {
 		return errSkip
 	}
 	switch task.State {
 	case protocol.StateDispatched:
-		if !t.dir.serves(agent, task.Capability) {
+		if !rep.dir.serves(agent, task.Capability) {
 			return errNotClaimant
 		}
 		return nil
@@ -98,19 +96,19 @@ func claim(task *Task, agent string, r protocol.Report) {
 	task.Instance = r.Instance
 }
 
-func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
-	if limit := t.policy.MaxPerAgent; limit > 0 && t.sched.runningOn(agent) >= limit {
-		t.handBack(ctx, m, agent, r)
+func (rep *reports) reportRunning(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	if limit := rep.policy.MaxPerAgent; limit > 0 && rep.sched.runningOn(agent) >= limit {
+		rep.handBack(ctx, m, agent, r)
 		return
 	}
-	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if err := t.claimable(task, agent, r); err != nil {
+	task, err := rep.store.update(ctx, r.TaskID, func(task *Task) error {
+		if err := rep.claimable(task, agent, r); err != nil {
 			return err
 		}
 		if err := transition(task, protocol.CauseClaim, protocol.StateRunning); err != nil {
 			return err
 		}
-		policy := t.retryPolicy(task.Capability)
+		policy := rep.retryPolicy(task.Capability)
 		claim(task, agent, r)
 		task.AttemptDeadline = minTime(time.Now().Add(policy.AttemptTimeout), task.Deadline)
 		task.AttemptTrace = telemetry.TraceParent(ctx)
@@ -118,57 +116,57 @@ func (t *tenant) reportRunning(ctx context.Context, m *bus.Message, agent string
 		return nil
 	})
 	if err != nil {
-		t.badReport(ctx, m, agent, r, err)
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
-	t.cfg.metrics.TaskStarted(ctx, t.name, task.Capability, task.StartedAt.Sub(task.NextAttemptAt))
-	t.recordTransition(ctx, task, "", m.Raw())
+	rep.cfg.metrics.TaskStarted(ctx, rep.name, task.Capability, task.StartedAt.Sub(task.NextAttemptAt))
+	rep.lifecycle.recordTransition(ctx, task, "", m.Raw())
 }
 
 // reportProgress forwards progress and partial results to the submitter
 // in order; they are not stored.
-func (t *tenant) reportProgress(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
-	task, _, err := t.store.get(ctx, r.TaskID)
+func (rep *reports) reportProgress(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	task, _, err := rep.store.get(ctx, r.TaskID)
 	if err != nil {
-		t.badReport(ctx, m, agent, r, err)
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
-	if err := t.claimable(task, agent, r); err != nil {
-		t.badReport(ctx, m, agent, r, err)
+	if err := rep.claimable(task, agent, r); err != nil {
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
-	if !t.limiters.allow(agent) {
+	if !rep.admission.limiters.allow(agent) {
 		return // over its rate: progress is dropped, never stored
 	}
 	if task.SubmitterIsAgent {
 		return // subtask progress stays with the orchestrator
 	}
-	t.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), m.Event.Type(), task.ID, r)
+	rep.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), m.Event.Type(), task.ID, r)
 }
 
-func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent string, r protocol.Report, ok bool) {
-	task, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if err := t.claimable(task, agent, r); err != nil {
+func (rep *reports) reportFinished(ctx context.Context, m *bus.Message, agent string, r protocol.Report, ok bool) {
+	task, err := rep.store.update(ctx, r.TaskID, func(task *Task) error {
+		if err := rep.claimable(task, agent, r); err != nil {
 			return err
 		}
 		claim(task, agent, r)
-		if ok && len(task.Input)+len(r.Output) > t.maxInput() {
+		if ok && len(task.Input)+len(r.Output) > rep.maxInput() {
 			// The task's record holds its input and its result (and a gate
 			// is dispatched both): together they must fit the server's max
 			// payload. No retry makes the result smaller.
 			task.Error = fmt.Sprintf("the result (%d bytes) is too large: with the task's input (%d bytes) it exceeds the %d bytes the server can store or dispatch",
-				len(r.Output), len(task.Input), t.maxInput())
+				len(r.Output), len(task.Input), rep.maxInput())
 			return transition(task, protocol.CauseReject, protocol.StateFailed)
 		}
 		if ok {
-			if err := validateJSON(t.schemas[task.Capability].output, r.Output); err != nil {
+			if err := validateJSON(rep.schemas[task.Capability].output, r.Output); err != nil {
 				// The agent broke its contract: no retry makes that right.
 				task.Error = fmt.Sprintf("output of %s %v", task.Capability, err)
 				return transition(task, protocol.CauseReject, protocol.StateFailed)
 			}
 		}
-		if ok && t.gateFor(task.Capability) != "" && !task.IsGate {
-			return t.holdForGate(task, r.Output)
+		if ok && rep.gateFor(task.Capability) != "" && !task.IsGate {
+			return rep.flows.holdForGate(task, r.Output)
 		}
 		if ok {
 			task.Output = r.Output
@@ -177,49 +175,49 @@ func (t *tenant) reportFinished(ctx context.Context, m *bus.Message, agent strin
 		}
 		task.Error = r.Message
 		retryable := r.Retryable == nil || *r.Retryable
-		return t.retryOrGiveUp(task, protocol.CauseFail, time.Now(), retryable)
+		return rep.lifecycle.retryOrGiveUp(task, protocol.CauseFail, time.Now(), retryable)
 	})
 	if err != nil {
-		t.badReport(ctx, m, agent, r, err)
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
 	if !task.StartedAt.IsZero() {
-		t.cfg.metrics.AttemptFinished(ctx, t.name, task.Capability, time.Since(task.StartedAt))
+		rep.cfg.metrics.AttemptFinished(ctx, rep.name, task.Capability, time.Since(task.StartedAt))
 	}
-	t.recordTransition(ctx, task, task.Error, m.Raw())
+	rep.lifecycle.recordTransition(ctx, task, task.Error, m.Raw())
 	if task.GateTask != "" && !task.State.Final() {
-		t.advanceGate(ctx, task.ID)
+		rep.flows.advanceGate(ctx, task.ID)
 		return
 	}
 	if task.State.Final() {
-		t.cancelSubtasks(ctx, task, "parent finished")
+		rep.lifecycle.cancelSubtasks(ctx, task, "parent finished")
 	}
 }
 
 // badReport handles a report that was not applied, telling the agent
 // why: from a sender that may not report on the attempt, about no task,
 // or about an attempt that is over (the agent is also told to stop it).
-func (t *tenant) badReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report, err error) {
+func (rep *reports) badReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report, err error) {
 	switch {
 	case errors.Is(err, errNotClaimant):
-		t.refuseReport(ctx, m, r, protocol.ReasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
+		rep.admission.refuseReport(ctx, m, r, protocol.ReasonForbidden, "you do not hold this attempt: only an agent with the task's capability may claim it, and then only the instance that claimed it may report")
 	case errors.Is(err, errNotFound):
-		t.refuseReport(ctx, m, r, protocol.ReasonNotFound, "no such task")
+		rep.admission.refuseReport(ctx, m, r, protocol.ReasonNotFound, "no such task")
 	case errors.Is(err, errSkip):
-		t.staleReport(ctx, m, agent, r)
+		rep.staleReport(ctx, m, agent, r)
 	default:
-		t.log.WarnContext(ctx, "report not applied", "task", r.TaskID, "error", err)
-		t.refuseReport(ctx, m, r, protocol.ReasonUnavailable, "could not record the report; send it again as a new event")
+		rep.log.WarnContext(ctx, "report not applied", "task", r.TaskID, "error", err)
+		rep.admission.refuseReport(ctx, m, r, protocol.ReasonUnavailable, "could not record the report; send it again as a new event")
 	}
 }
 
 // staleReport refuses a report the attempt's state does not take: the
 // attempt is over (the agent is told to stop it), or it does not take
 // this kind of report now.
-func (t *tenant) staleReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
-	task, _, err := t.store.get(ctx, r.TaskID)
+func (rep *reports) staleReport(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	task, _, err := rep.store.get(ctx, r.TaskID)
 	if err != nil {
-		t.badReport(ctx, m, agent, r, err)
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
 	var why string
@@ -233,9 +231,9 @@ func (t *tenant) staleReport(ctx context.Context, m *bus.Message, agent string, 
 	default:
 		why = fmt.Sprintf("a %s report does not apply to an attempt that is %s", kindOf(m), task.State)
 	}
-	t.refuseReport(ctx, m, r, protocol.ReasonStale, why)
+	rep.admission.refuseReport(ctx, m, r, protocol.ReasonStale, why)
 	if task.State.Final() || task.Attempt != r.Attempt {
-		t.sendCancel(ctx, agent, r.TaskID, r.Attempt, "the attempt is over")
+		rep.lifecycle.sendCancel(ctx, agent, r.TaskID, r.Attempt, "the attempt is over")
 	}
 }
 
@@ -262,36 +260,36 @@ const handBackDelay = 50 * time.Millisecond
 // handBack refuses an agent's claim over its concurrency bound: the agent
 // is told to drop the task, which goes back to be dispatched again without
 // spending an attempt.
-func (t *tenant) handBack(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
-	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
+func (rep *reports) handBack(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	_, err := rep.store.update(ctx, r.TaskID, func(task *Task) error {
 		if task.State != protocol.StateDispatched {
 			return errSkip
 		}
-		if err := t.claimable(task, agent, r); err != nil {
+		if err := rep.claimable(task, agent, r); err != nil {
 			return err
 		}
 		return release(task)
 	})
 	if err != nil {
-		t.badReport(ctx, m, agent, r, err)
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
-	t.sendCancel(ctx, agent, r.TaskID, r.Attempt, "agent at its concurrency limit")
+	rep.lifecycle.sendCancel(ctx, agent, r.TaskID, r.Attempt, "agent at its concurrency limit")
 }
 
 // reportReleased takes back an attempt the agent will not finish (it is
 // draining, or too busy to claim it): the task is dispatched again soon,
 // and the attempt is not spent.
-func (t *tenant) reportReleased(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
-	_, err := t.store.update(ctx, r.TaskID, func(task *Task) error {
-		if err := t.claimable(task, agent, r); err != nil {
+func (rep *reports) reportReleased(ctx context.Context, m *bus.Message, agent string, r protocol.Report) {
+	_, err := rep.store.update(ctx, r.TaskID, func(task *Task) error {
+		if err := rep.claimable(task, agent, r); err != nil {
 			return err
 		}
 		return release(task)
 	})
 	if err != nil {
-		t.badReport(ctx, m, agent, r, err)
+		rep.badReport(ctx, m, agent, r, err)
 		return
 	}
-	t.audit.record(ctx, auditEntry{decision: decisionRetry, reason: "released by " + agent + ": " + r.Message, taskID: r.TaskID, event: m.Raw()})
+	rep.audit.record(ctx, auditEntry{decision: decisionRetry, reason: "released by " + agent + ": " + r.Message, taskID: r.TaskID, event: m.Raw()})
 }

@@ -18,9 +18,14 @@ import (
 // task and carries on. Replicas may act on the same task; the
 // compare-and-set in taskStore.update lets exactly one transition win.
 type scheduler struct {
-	t      *tenant
+	*base
+	index     *taskIndex
+	admission *admission
+	lifecycle *lifecycle
+	flows     *flows
+
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup // the watch and the loop
 
 	mu     sync.Mutex
 	active map[string]timing
@@ -40,22 +45,31 @@ type timing struct {
 	capability string
 }
 
-func startScheduler(ctx context.Context, t *tenant) (*scheduler, error) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	watcher, err := t.store.tasks.WatchAll(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	s := &scheduler{t: t, cancel: cancel, done: make(chan struct{}), active: map[string]timing{}}
-	go s.watch(ctx, watcher)
-	go s.loop(ctx)
-	return s, nil
+func newScheduler(b *base, index *taskIndex, a *admission, l *lifecycle, f *flows) *scheduler {
+	return &scheduler{base: b, index: index, admission: a, lifecycle: l, flows: f, active: map[string]timing{}}
 }
 
+// start runs the watch on the tasks bucket and the tick loop until stop.
+func (s *scheduler) start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	watcher, err := s.store.tasks.WatchAll(ctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.watch(ctx, watcher) }()
+	go func() { defer s.wg.Done(); s.loop(ctx) }()
+	return nil
+}
+
+// stop ends the watch and the loop and waits for both.
 func (s *scheduler) stop() {
-	s.cancel()
-	<-s.done
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
 }
 
 func (s *scheduler) watch(ctx context.Context, w jetstream.KeyWatcher) {
@@ -80,21 +94,21 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if entry.Operation() != jetstream.KeyValuePut {
-		s.t.store.forget(entry.Key())
-		s.t.index.forget(entry.Key())
+		s.store.forget(entry.Key())
+		s.index.forget(entry.Key())
 		delete(s.active, entry.Key())
 		return
 	}
 	var task Task
 	err := json.Unmarshal(entry.Value(), &task)
 	if err == nil {
-		s.t.store.remember(entry.Key(), entry.Value(), entry.Revision(), task.State.Final())
-		s.t.index.note(&task)
+		s.store.remember(entry.Key(), entry.Value(), entry.Revision(), task.State.Final())
+		s.index.note(&task)
 	}
 	if err != nil || task.State.Final() {
 		delete(s.active, entry.Key())
 		if task.State.Final() {
-			s.t.audit.expectFinal(&task, time.Now())
+			s.audit.expectFinal(&task, time.Now())
 		}
 		return
 	}
@@ -111,8 +125,7 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 }
 
 func (s *scheduler) loop(ctx context.Context) {
-	defer close(s.done)
-	ticker := time.NewTicker(s.t.cfg.tick)
+	ticker := time.NewTicker(s.cfg.tick)
 	defer ticker.Stop()
 	lastPrune := time.Now()
 	for {
@@ -120,24 +133,24 @@ func (s *scheduler) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
-			s.t.audit.reconcile(ctx, now)
-			s.t.summarizeRefusals(ctx, now)
+			s.audit.reconcile(ctx, now)
+			s.admission.summarizeRefusals(ctx, now)
 			if now.Sub(lastPrune) > time.Minute {
-				s.t.index.prune(now)
+				s.index.prune(now)
 				lastPrune = now
 			}
 			for id, due := range s.due(now) {
 				switch due {
 				case dueTimeout:
-					s.t.timeOut(ctx, id)
+					s.lifecycle.timeOut(ctx, id)
 				case dueDispatch:
-					s.t.dispatch(ctx, id)
+					s.lifecycle.dispatch(ctx, id)
 				case dueAttemptExpired:
-					s.t.attemptExpired(ctx, id)
+					s.lifecycle.attemptExpired(ctx, id)
 				case dueFlowCheck:
-					s.t.recheck(ctx, id, s.t.advanceFlow)
+					s.flows.recheck(ctx, id, s.flows.advanceFlow)
 				case dueGateCheck:
-					s.t.recheck(ctx, id, s.t.advanceGate)
+					s.flows.recheck(ctx, id, s.flows.advanceGate)
 				}
 			}
 		}

@@ -4,17 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/time/rate"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 // queueGroup is shared by all orchestrator replicas of a tenant, so each
@@ -22,37 +21,54 @@ import (
 const queueGroup = "orchestrator"
 
 // tenant serves one tenant: its own connection (the tenant's orchestrator
-// user), its own JetStream state, its own audit stream.
+// user), its own JetStream state, its own audit stream. It wires the parts
+// that do the work, each with one job:
+//
+//   - admission: the checks every message passes, refusals and answers;
+//   - intake: submits, admitted by an ordered chain of checks and stored;
+//   - lifecycle: dispatch, retries, timeouts, cancels and what each tells
+//     the submitter;
+//   - reports: what agents say about their attempts;
+//   - flows: flows and output gates, moved on as their subtasks end;
+//   - operations: get, list and cancel for submitters;
+//   - registry: the live agents' heartbeats;
+//   - scheduler: time (due dispatches, expiries, deadlines, rechecks).
 type tenant struct {
-	name   string
-	source string
-	cfg    *config
-	log    *slog.Logger
-	policy TenantPolicy
-	// limiter bounds the tenant's accepted submissions (nil: no bound);
-	// limiters bound each principal's requests.
-	limiter  *rate.Limiter
-	limiters *principalLimiters
-	refusals refusalCounter
-	// instances bounds each agent's live instances in the registry.
-	instances instanceCounts
-	index     *taskIndex
-	schemas   map[string]schemas
+	*base
+	admission  *admission
+	intake     *intake
+	lifecycle  *lifecycle
+	reports    *reports
+	flows      *flows
+	operations *operations
+	registry   *registry
+	sched      *scheduler
+
+	subs   []*nats.Subscription
+	lanes  *lanes
+	closed chan struct{} // closed by the connection's closed handler
+}
+
+// base is what every part of a tenant shares: who it is, its policy, and
+// its connection, state, audit and directory. It holds no mutable state of
+// its own.
+type base struct {
+	name    string
+	source  string
+	cfg     *config
+	log     *slog.Logger
+	policy  TenantPolicy
+	schemas map[string]schemas
 
 	nc    *nats.Conn
 	bus   *bus.Conn
 	store *taskStore
 	audit *auditor
 	dir   *directory
-	sched *scheduler
-
-	subs  []*nats.Subscription
-	lanes *lanes
-	wg    sync.WaitGroup
 }
 
 func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error) {
-	t := &tenant{
+	b := &base{
 		name:   name,
 		source: protocol.Source(name, auth.OrchestratorName),
 		cfg:    cfg,
@@ -61,36 +77,34 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		policy: cfg.tenantPolicies.forTenant(name),
 	}
 	var err error
-	if t.schemas, err = compileSchemas(t.policy); err != nil {
+	if b.schemas, err = compileSchemas(b.policy); err != nil {
 		return nil, err
 	}
-	if t.policy.RatePerSecond > 0 {
-		t.limiter = rate.NewLimiter(rate.Limit(t.policy.RatePerSecond), max(t.policy.Burst, 1))
-	}
-	t.limiters = newPrincipalLimiters(t.policy)
-	t.index = newTaskIndex(cfg.resultTTL)
+	t := &tenant{base: b, closed: make(chan struct{})}
+	t.admission = &admission{base: b, limiters: newPrincipalLimiters(b.policy)}
 	creds := cfg.store.DefaultCredsFile(name, auth.OrchestratorName)
 	nc, err := nats.Connect(cfg.url,
 		nats.UserCredentials(creds),
 		nats.Name("equilateral-orchestrator/"+name),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
 		nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(t.closed) }),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: connect tenant %s: %w", name, err)
 	}
-	t.nc = nc
+	b.nc = nc
 	signer, err := bus.SignerFromCreds(creds)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	verifier := bus.NewVerifier(cfg.keys, bus.WithTenant(name))
-	t.bus, err = bus.NewConn(nc, signer, verifier,
+	b.bus, err = bus.NewConn(nc, signer, verifier,
 		bus.WithTracerProvider(cfg.tracerProvider),
 		bus.WithVerifySpans(),
-		bus.WithLogger(t.log),
-		bus.WithRefusalHandler(t.refused))
+		bus.WithLogger(b.log),
+		bus.WithRefusalHandler(t.admission.refused))
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -100,30 +114,40 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	t.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: 1, auditMaxAge: cfg.auditMaxAge, replayWindow: 2 * bus.DefaultSkew})
+	b.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: 1, auditMaxAge: cfg.auditMaxAge, replayWindow: 2 * bus.DefaultSkew})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	t.audit = &auditor{js: js, log: t.log, seal: t.bus.Seal, source: t.source}
-	t.sched, err = startScheduler(ctx, t)
-	if err != nil {
+	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source}
+
+	index := newTaskIndex(cfg.resultTTL)
+	t.lifecycle = &lifecycle{base: b}
+	t.flows = &flows{base: b, lifecycle: t.lifecycle}
+	t.lifecycle.flows = t.flows
+	t.sched = newScheduler(b, index, t.admission, t.lifecycle, t.flows)
+	t.intake = newIntake(b, t.admission, t.lifecycle, t.flows, t.sched)
+	t.reports = &reports{base: b, admission: t.admission, lifecycle: t.lifecycle, flows: t.flows, sched: t.sched}
+	t.operations = &operations{base: b, admission: t.admission, lifecycle: t.lifecycle, index: index}
+	t.registry = &registry{base: b, admission: t.admission}
+	if err := t.sched.start(ctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	t.lanes = newLanes(32)
+	a := t.admission
 	handlers := []struct {
 		subject string
 		h       bus.HandlerFunc
 	}{
-		{protocol.TasksSubmit, t.lanes.wrap(chain(t.handleSubmit, t.boundTypes, t.metered, t.once), byEventID)},
-		{protocol.TasksGet, chain(t.handleGet, t.boundTypes, t.metered)},
-		{protocol.TasksList, chain(t.handleList, t.boundTypes, t.metered)},
-		{protocol.TasksCancel, chain(t.handleCancel, t.boundTypes, t.metered, t.once)},
-		{protocol.AllAgentsWildcard, t.lanes.wrap(chain(t.handleReport, t.boundTypes), byReportTask)},
+		{protocol.TasksSubmit, t.lanes.wrap(chain(t.intake.handleSubmit, a.boundTypes, a.metered, a.once), byEventID)},
+		{protocol.TasksGet, chain(t.operations.handleGet, a.boundTypes, a.metered)},
+		{protocol.TasksList, chain(t.operations.handleList, a.boundTypes, a.metered)},
+		{protocol.TasksCancel, chain(t.operations.handleCancel, a.boundTypes, a.metered, a.once)},
+		{protocol.AllAgentsWildcard, t.lanes.wrap(chain(t.agentMessage, a.boundTypes), byReportTask)},
 	}
 	for _, h := range handlers {
-		sub, err := t.bus.QueueSubscribe(h.subject, queueGroup, h.h)
+		sub, err := b.bus.QueueSubscribe(h.subject, queueGroup, h.h)
 		if err != nil {
 			t.stop()
 			return nil, fmt.Errorf("orchestrator: subscribe %s: %w", h.subject, err)
@@ -134,12 +158,34 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		t.stop()
 		return nil, err
 	}
-	t.log.Info("serving tenant")
+	b.log.Info("serving tenant")
 	return t, nil
 }
 
-// stop drains the subscriptions (handlers in flight finish) and closes the
-// connection. State is in JetStream; nothing is lost.
+// agentMessage routes what an agent publishes on eq.agent.<agent>.<kind>:
+// heartbeats to the registry, the rest to reports. The server lets only
+// that agent publish there, and the signature proves the source; both
+// must name the same agent.
+func (t *tenant) agentMessage(ctx context.Context, m *bus.Message) {
+	agent, kind, ok := protocol.ParseAgentSubject(m.Subject)
+	if !ok || agent != principal(m) {
+		t.admission.refuse(ctx, m, protocol.ReasonSignerMismatch, "report subject and signer disagree")
+		return
+	}
+	t.annotate(ctx, telemetry.AttrAgent.String(agent))
+	if kind == protocol.HeartbeatKind {
+		t.registry.handleHeartbeat(ctx, m, agent)
+		return
+	}
+	t.reports.handleReport(ctx, m, agent, kind)
+}
+
+// stopWait bounds how long stop waits for handlers in flight.
+const stopWait = 5 * time.Second
+
+// stop ends the tenant: the scheduler's goroutines are joined, the
+// subscriptions and the connection drained (handlers in flight finish),
+// then the lanes. State is in JetStream; nothing is lost.
 func (t *tenant) stop() {
 	if t.sched != nil {
 		t.sched.stop()
@@ -148,12 +194,16 @@ func (t *tenant) stop() {
 		s.Drain()
 	}
 	if t.nc != nil {
-		t.nc.Drain()
-		deadline := time.Now().Add(5 * time.Second)
-		for !t.nc.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		if err := t.nc.Drain(); err != nil {
+			t.nc.Close()
 		}
-		t.nc.Close()
+		select {
+		case <-t.closed:
+		case <-time.After(stopWait):
+			t.log.Warn("connection did not drain in time; closing it")
+			t.nc.Close()
+			<-t.closed
+		}
 	}
 	if t.lanes != nil {
 		t.lanes.close()
@@ -161,18 +211,18 @@ func (t *tenant) stop() {
 }
 
 // newEvent builds an orchestrator event about a task (bus.NewEvent).
-func (t *tenant) newEvent(typ, taskID string, data any) (*event.Event, error) {
-	return bus.NewEvent(t.source, typ, taskID, data)
+func (b *base) newEvent(typ, taskID string, data any) (*event.Event, error) {
+	return bus.NewEvent(b.source, typ, taskID, data)
 }
 
 // publish builds and sends an orchestrator event, logging what failed.
-func (t *tenant) publish(ctx context.Context, subject, typ, taskID string, data any) error {
-	e, err := t.newEvent(typ, taskID, data)
+func (b *base) publish(ctx context.Context, subject, typ, taskID string, data any) error {
+	e, err := b.newEvent(typ, taskID, data)
 	if err == nil {
-		err = t.bus.Publish(ctx, subject, e)
+		err = b.bus.Publish(ctx, subject, e)
 	}
 	if err != nil {
-		t.log.WarnContext(ctx, "event not delivered", "type", typ, "task", taskID, "error", err)
+		b.log.WarnContext(ctx, "event not delivered", "type", typ, "task", taskID, "error", err)
 	}
 	return err
 }
@@ -185,6 +235,6 @@ func principal(m *bus.Message) string {
 
 // retryPolicy is the capability's retry policy: the tenant policy's
 // override over the orchestrator's.
-func (t *tenant) retryPolicy(capability string) RetryPolicy {
-	return t.cfg.policy(capability).over(t.policy.Capabilities[capability].Retry)
+func (b *base) retryPolicy(capability string) RetryPolicy {
+	return b.cfg.policy(capability).over(b.policy.Capabilities[capability].Retry)
 }

@@ -20,13 +20,13 @@ import (
 
 const tracerName = "github.com/equilateral-agents/equilateral/orchestrator"
 
-func (t *tenant) tracer() trace.Tracer { return t.cfg.tracerProvider.Tracer(tracerName) }
+func (b *base) tracer() trace.Tracer { return b.cfg.tracerProvider.Tracer(tracerName) }
 
 // taskAttributes name a task on a span: tenant, capability, id, attempt,
 // agent. Never the input or output.
-func (t *tenant) taskAttributes(task *Task) []attribute.KeyValue {
+func (b *base) taskAttributes(task *Task) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
-		telemetry.AttrTenant.String(t.name),
+		telemetry.AttrTenant.String(b.name),
 		telemetry.AttrCapability.String(task.Capability),
 		telemetry.AttrTaskID.String(task.ID),
 		telemetry.AttrAttempt.Int(task.Attempt),
@@ -44,7 +44,7 @@ func (t *tenant) taskAttributes(task *Task) []attribute.KeyValue {
 // startTaskSpan starts a span about task under its intake span. If ctx
 // carries a span of another origin (the report that caused this), the new
 // span links to it.
-func (t *tenant) startTaskSpan(ctx context.Context, name string, task *Task, links ...trace.Link) (context.Context, trace.Span) {
+func (b *base) startTaskSpan(ctx context.Context, name string, task *Task, links ...trace.Link) (context.Context, trace.Span) {
 	parent := context.WithoutCancel(ctx)
 	if own := telemetry.SpanContext(task.TraceParent); own.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, own)
@@ -52,7 +52,7 @@ func (t *tenant) startTaskSpan(ctx context.Context, name string, task *Task, lin
 			links = append(links, trace.Link{SpanContext: cause, Attributes: causeLink})
 		}
 	}
-	return t.tracer().Start(parent, name, trace.WithAttributes(t.taskAttributes(task)...), trace.WithLinks(links...))
+	return b.tracer().Start(parent, name, trace.WithAttributes(b.taskAttributes(task)...), trace.WithLinks(links...))
 }
 
 var causeLink = []attribute.KeyValue{attribute.String("equilateral.link", "cause")}
@@ -71,8 +71,8 @@ func previousAttempt(task *Task) []trace.Link {
 }
 
 // annotate names the task on the span in ctx (a bus consumer span).
-func (t *tenant) annotate(ctx context.Context, attrs ...attribute.KeyValue) {
-	trace.SpanFromContext(ctx).SetAttributes(append(attrs, telemetry.AttrTenant.String(t.name))...)
+func (b *base) annotate(ctx context.Context, attrs ...attribute.KeyValue) {
+	trace.SpanFromContext(ctx).SetAttributes(append(attrs, telemetry.AttrTenant.String(b.name))...)
 }
 
 // spanRefused marks the span in ctx as a refusal, with its reason.
