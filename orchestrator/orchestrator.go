@@ -89,10 +89,10 @@ func WithTick(d time.Duration) Option { return optionFunc(func(c *config) { c.ti
 
 // New prepares an orchestrator for the NATS server at url, with keys and
 // creds from store. Run starts it.
-func New(url string, store Identities, opts ...Option) (*Orchestrator, error) {
+func New(url string, identities Identities, opts ...Option) (*Orchestrator, error) {
 	cfg := &config{
 		url:           url,
-		store:         store,
+		store:         identities,
 		logger:        slog.New(slog.DiscardHandler),
 		policies:      map[string]RetryPolicy{},
 		defaultPolicy: DefaultRetryPolicy(),
@@ -110,7 +110,7 @@ func New(url string, store Identities, opts ...Option) (*Orchestrator, error) {
 	if cfg.tracerProvider == nil {
 		cfg.tracerProvider = otel.GetTracerProvider()
 	}
-	keys, err := bus.NewStoreKeys(store)
+	keys, err := bus.NewStoreKeys(identities)
 	if err != nil {
 		return nil, err
 	}
