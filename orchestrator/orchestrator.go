@@ -87,8 +87,9 @@ func WithResultTTL(d time.Duration) Option { return optionFunc(func(c *config) {
 // WithTick sets how often deadlines and retries are checked (default 50ms).
 func WithTick(d time.Duration) Option { return optionFunc(func(c *config) { c.tick = d }) }
 
-// New prepares an orchestrator for the NATS server at url, with keys and
-// creds from store. Run starts it.
+// New prepares an orchestrator for the NATS server at url, learning
+// tenants, principals, their keys and its own creds from identities. Run
+// starts it.
 func New(url string, identities Identities, opts ...Option) (*Orchestrator, error) {
 	cfg := &config{
 		url:           url,
