@@ -118,6 +118,27 @@ func TestCancelReachesRunningHandler(t *testing.T) {
 	}
 }
 
+// TestCancelOfAFinishedTaskChangesNothing: cancelling a completed task
+// answers the task as it stands, and neither it nor its record changes.
+func TestCancelOfAFinishedTaskChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.agent("acme", "coder", echo, "code")
+	c := h.client("acme", "client")
+	acc := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`1`)})
+	done := c.waitState(acc.TaskID, protocol.StateCompleted)
+	reply := c.request(protocol.TasksCancel, protocol.TypeTaskCancel, protocol.TaskRef{TaskID: acc.TaskID})
+	var v protocol.TaskView
+	if err := protocol.Decode(reply.Data(), &v); err != nil || reply.Type() != protocol.TypeTaskView {
+		t.Fatalf("cancel reply %s %s: %v", reply.Type(), reply.Data(), err)
+	}
+	if v.State != protocol.StateCompleted || v.Error != "" || string(v.Output) != string(done.Output) {
+		t.Fatalf("cancel of a completed task answered %+v", v)
+	}
+	if now := c.get(acc.TaskID); now.State != protocol.StateCompleted || now.Error != "" || !now.UpdatedAt.Equal(done.UpdatedAt) {
+		t.Fatalf("the finished task changed: %+v", now)
+	}
+}
+
 func TestIdempotentResubmit(t *testing.T) {
 	h := newHarness(t)
 	agent := h.agent("acme", "coder", echo, "code")

@@ -220,12 +220,15 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 				return nil, err
 			}
 		}
+		before := *t
 		if err := change(t); err != nil {
 			if ok && errors.Is(err, errSkip) {
 				useCache = false // decide on the stored record, not a cached one
 				continue
 			}
-			return t, err
+			// The task as stored: a change that gave up may have set
+			// fields before it did.
+			return &before, err
 		}
 		t.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(t)
