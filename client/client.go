@@ -1,6 +1,3 @@
-// Package client submits tasks to an Equilateral orchestrator and follows
-// them: submit, get, list, cancel and watch, over signed CloudEvents with
-// the principal's own creds. The task commands of the CLI are built on it.
 package client
 
 import (
@@ -33,7 +30,7 @@ var ErrNotFound = errors.New("client: no such task")
 
 // Is lets errors.Is(err, ErrNotFound) match a not_found refusal.
 func (e *RefusedError) Is(target error) bool {
-	return target == ErrNotFound && e.Reason == "not_found"
+	return target == ErrNotFound && e.Reason == protocol.ReasonNotFound
 }
 
 // Client is one principal (a client, or an agent submitting subtasks) of
@@ -42,10 +39,13 @@ type Client struct {
 	tenant string
 	name   string
 	conn   *bus.Conn
+	// nc is closed by Close when Connect made it.
+	nc *nats.Conn
 }
 
 // New wraps a connection made with the principal's creds and inbox
-// prefix. Replies from the orchestrator are verified with keys.
+// prefix. Replies from the orchestrator are verified with keys. The
+// caller keeps the connection: Close leaves it open.
 func New(nc *nats.Conn, tenant, name string, signer *bus.Signer, keys bus.KeyRegistry, opts ...bus.Option) (*Client, error) {
 	if err := protocol.ValidateName("tenant", tenant); err != nil {
 		return nil, err
@@ -59,6 +59,12 @@ func New(nc *nats.Conn, tenant, name string, signer *bus.Signer, keys bus.KeyReg
 	}
 	return &Client{tenant: tenant, name: name, conn: conn}, nil
 }
+
+// Tenant is the principal's tenant.
+func (c *Client) Tenant() string { return c.tenant }
+
+// Name is the principal's name.
+func (c *Client) Name() string { return c.name }
 
 // Source is this principal's event source.
 func (c *Client) Source() string { return protocol.Source(c.tenant, c.name) }
