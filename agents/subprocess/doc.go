@@ -1,6 +1,8 @@
 // Package subprocess runs one OS process per task, for agents written in
 // any language without a NATS client (equilateral agent run --exec CMD).
-// It is process management only: the agent around it talks to the bus.
+// It is process management: the agent around it talks to the bus, with
+// Handler as the agent's handler, which passes on only what is safe to
+// show the submitter.
 //
 // # Protocol
 //
