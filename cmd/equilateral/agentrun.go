@@ -16,29 +16,33 @@ import (
 	"github.com/equilateral-agents/equilateral/agents/demo"
 	"github.com/equilateral-agents/equilateral/agents/subprocess"
 	"github.com/equilateral-agents/equilateral/auth"
-	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
 func newAgentRunCommand() *cobra.Command {
 	var (
-		creds, server, dataDir, name, execCmd string
-		capabilities, envNames                []string
-		allowRead, allowWrite                 []string
-		sandbox, network, handlerUser         string
-		maxConcurrent                         int
-		drainTimeout, taskTimeout, cpuTime    time.Duration
-		memory                                = sizeValue{new(int64)}
-		openFiles, processes                  uint64
-		jsonLog                               bool
+		name                               = nameArg{what: "agent", optional: true}
+		creds, server, dataDir, execCmd    string
+		capabilities, envNames             []string
+		allowRead, allowWrite              []string
+		sandbox, network, handlerUser      string
+		maxConcurrent                      int
+		drainTimeout, taskTimeout, cpuTime time.Duration
+		memory                             = sizeValue{new(int64)}
+		openFiles, processes               uint64
+		jsonLog                            bool
 	)
 	*memory.n = 512 << 20
 	cmd := &cobra.Command{
-		Use:   "run --creds FILE [--capability C] [--exec CMD]",
+		Use:   "run [NAME] --creds FILE [--capability C] [--exec CMD]",
 		Short: "Run an agent: a built-in demo agent, or any program per task (--exec)",
-		Long: `run connects with the agent's creds and takes its tasks until SIGINT or
-SIGTERM, then drains: it takes nothing new, lets running tasks finish within
---drain-timeout and hands the rest back to be run elsewhere.
+		Long: `run connects to the server at --server with the agent's creds (--creds) and
+takes its tasks until SIGINT or SIGTERM, then drains: it takes nothing new,
+lets running tasks finish within --drain-timeout and hands the rest back to
+be run elsewhere. The agent's name, tenant and capabilities come from the
+creds; NAME, if given, must match them. The orchestrator's messages are
+trusted as the server's ACLs vouch for them; with --data-dir they are also
+checked against the keys registered there.
 
 Without --exec it runs the built-in demo agent of each capability: plan,
 code, review (the security reviewer, also an output gate) and summarize.
@@ -65,10 +69,13 @@ what each handler gets. See docs/exec.md.`,
 		Example: `  equilateral agent run --creds eq-dev/creds/acme/planner.creds --capability plan
   equilateral agent run --creds shouter.creds --capability shout \
       --exec "python3 $PWD/shout.py" --allow-read $PWD/shout.py --memory 256MiB --task-timeout 30s`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wantName, err := name.value(args)
+			if err != nil {
+				return err
+			}
 			if creds == "" {
-				return usageError{errors.New("--creds is required (or set NATS_CREDS)")}
+				return usageError{errors.New("--creds is required (or set " + envCreds + ")")}
 			}
 			// Before anything secret is read: processes of this user
 			// (handlers without namespaces among them) must not read
@@ -97,8 +104,8 @@ what each handler gets. See docs/exec.md.`,
 			if err != nil {
 				return err
 			}
-			if name != "" && name != id.Name {
-				return usageError{fmt.Errorf("--name %s, but the creds are %s's", name, id.Name)}
+			if wantName != "" && wantName != id.Name {
+				return usageError{fmt.Errorf("agent %s, but the creds are %s's", wantName, id.Name)}
 			}
 			if len(capabilities) == 0 {
 				capabilities = id.Capabilities
@@ -109,7 +116,7 @@ what each handler gets. See docs/exec.md.`,
 					return usageError{fmt.Errorf("--capability %s: the creds of %s allow only %s", c, id.Name, strings.Join(id.Capabilities, ", "))}
 				}
 				if runner != nil {
-					handlers[c] = execHandler{runner: runner, log: log}
+					handlers[c] = subprocess.Handler(runner, log)
 					continue
 				}
 				d, ok := demo.Lookup(c)
@@ -131,7 +138,7 @@ what each handler gets. See docs/exec.md.`,
 				agents.WithVersion(version),
 			}
 			if dataDir != "" {
-				keys, err := storeKeys(dataDir)
+				keys, err := dataDirKeys(dataDir, creds)
 				if err != nil {
 					return err
 				}
@@ -152,11 +159,11 @@ what each handler gets. See docs/exec.md.`,
 			return a.Run(cmd.Context())
 		},
 	}
+	name.register(cmd)
+	credsFlag(cmd, &creds)
+	serverFlag(cmd, &server)
+	dataDirFlag(cmd, &dataDir, "")
 	f := cmd.Flags()
-	f.StringVar(&creds, "creds", os.Getenv("NATS_CREDS"), "the agent's creds file (default $NATS_CREDS)")
-	f.StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
-	f.StringVar(&dataDir, "data-dir", "", "data dir, to verify the orchestrator's signatures against registered keys (otherwise the server's ACLs vouch for it)")
-	f.StringVar(&name, "name", "", "the agent's name, checked against the creds")
 	f.StringSliceVar(&capabilities, "capability", nil, "capability to take (repeatable; default: all the creds allow)")
 	f.StringVar(&execCmd, "exec", "", "run this command per task (see above); without it, the built-in demo agents")
 	f.IntVar(&maxConcurrent, "max-concurrent", 4, "tasks run at once")
@@ -209,14 +216,6 @@ func newLogger(asJSON bool) *slog.Logger {
 	return slog.New(telemetry.LogHandler(h))
 }
 
-func storeKeys(dataDir string) (*bus.StoreKeys, error) {
-	store, err := auth.Open(dataDir)
-	if err != nil {
-		return nil, err
-	}
-	return bus.NewStoreKeys(store)
-}
-
 // demoHandler runs a built-in demo agent; its input errors are permanent.
 func demoHandler(d demo.Agent) agents.Handler {
 	return agents.HandlerFunc(func(ctx context.Context, task *agents.Task) (any, error) {
@@ -226,37 +225,4 @@ func demoHandler(d demo.Agent) agents.Handler {
 		}
 		return out, err
 	})
-}
-
-// execHandler runs one process per task.
-type execHandler struct {
-	runner *subprocess.Runner
-	log    *slog.Logger
-}
-
-func (h execHandler) HandleTask(ctx context.Context, task *agents.Task) (any, error) {
-	out, err := h.runner.Run(ctx, subprocess.Task{
-		ID: task.ID, Attempt: task.Attempt, Capability: task.Capability, Deadline: task.Deadline, Input: task.Input,
-	}, func(u subprocess.Update) {
-		if u.Partial != nil {
-			task.Partial(ctx, u.Partial)
-			return
-		}
-		task.Progress(ctx, u.Message)
-	})
-	if err != nil {
-		// The submitter sees only the runner's sanitized message; the
-		// cause (paths, errno) stays in this agent's log.
-		var perr *subprocess.Error
-		if !errors.As(err, &perr) {
-			return nil, err
-		}
-		h.log.WarnContext(ctx, "handler failed", "task", task.ID, "error", err)
-		safe := errors.New(perr.Message)
-		if !perr.Retryable {
-			return nil, agents.Permanent(safe)
-		}
-		return nil, safe
-	}
-	return out, nil
 }

@@ -44,7 +44,7 @@ func TestAgentRunExec(t *testing.T) {
 		return string(out), err
 	}
 	bin := equilateralBinary(t)
-	if out, err := sh(bin + " agent create --data-dir eq-dev --tenant acme --name shouter --capability shout"); err != nil {
+	if out, err := sh(bin + " agent create shouter --data-dir eq-dev --tenant acme --capability shout"); err != nil {
 		t.Fatalf("agent create: %v\n%s", err, out)
 	}
 

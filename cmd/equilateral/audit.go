@@ -33,17 +33,16 @@ the only creds in the tenant that reach JetStream. See docs/audit.md.`,
 	return cmd
 }
 
-// auditFlags: where the keys live, which tenant, which server.
+// auditFlags: where the keys live and the server (the admin flags), and
+// which tenant.
 type auditFlags struct {
 	admin  adminFlags
 	tenant string
-	server string
 }
 
 func (f *auditFlags) register(cmd *cobra.Command) {
 	f.admin.register(cmd, false)
 	cmd.Flags().StringVar(&f.tenant, "tenant", "", "tenant whose audit stream to read (required)")
-	cmd.Flags().StringVar(&f.server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
 }
 
 // connect opens the data dir and connects as the tenant's orchestrator.
@@ -55,7 +54,7 @@ func (f *auditFlags) connect() (*auth.Store, *nats.Conn, jetstream.JetStream, er
 	if f.tenant == "" {
 		return nil, nil, nil, usageError{fmt.Errorf("--tenant is required")}
 	}
-	nc, js, err := audit.Connect(f.server, store, f.tenant)
+	nc, js, err := audit.Connect(f.admin.server, store, f.tenant)
 	if err != nil {
 		return nil, nil, nil, err
 	}

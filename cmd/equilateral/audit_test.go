@@ -28,8 +28,8 @@ func TestCLIAudit(t *testing.T) {
 	url, _ := startServer(t, dir)
 	admin := func(args ...string) result { return run(t, append(args, "--data-dir", dir)...).ok(t) }
 	admin("tenant", "create", "acme", "--server", url)
-	admin("agent", "create", "--tenant", "acme", "--name", "coder", "--capability", "code")
-	admin("client", "create", "--tenant", "acme", "--name", "client")
+	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code")
+	admin("client", "create", "client", "--tenant", "acme")
 	auditCmd := func(args ...string) result {
 		return run(t, append([]string{"audit"}, append(args, "--data-dir", dir, "--tenant", "acme", "--server", url)...)...)
 	}

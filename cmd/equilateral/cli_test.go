@@ -8,45 +8,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/equilateral-agents/equilateral/internal/testbin"
 )
 
 // These tests run the real binary, as a user would, against the real
 // embedded server it starts, and use the real nats CLI (built from the
 // tools module) with the creds it writes.
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
+// equilateralBinary is this package built, once per test process.
 func equilateralBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "equilateral-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "equilateral")
-		out, err := exec.Command(goTool(), "build", "-o", binary, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build equilateral: %v", buildErr)
-	}
-	return binary
+	return testbin.Build(t, ".")
 }
-
-func goTool() string { return filepath.Join(runtime.GOROOT(), "bin", "go") }
 
 type result struct {
 	stdout, stderr string
@@ -135,8 +114,8 @@ func TestCLIIdentityLifecycle(t *testing.T) {
 	}
 
 	admin("tenant", "create", "acme", "--server", url, "--max-payload", "64KiB").ok(t)
-	admin("agent", "create", "--tenant", "acme", "--name", "coder", "--capability", "code", "--capability", "review").ok(t)
-	admin("client", "create", "--tenant", "acme", "--name", "client").ok(t)
+	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code", "--capability", "review").ok(t)
+	admin("client", "create", "client", "--tenant", "acme").ok(t)
 
 	list := admin("agent", "list", "--tenant", "acme", "--json").ok(t)
 	if !strings.Contains(list.stdout, `"name": "coder"`) || strings.Contains(list.stdout, `"name": "client"`) {
@@ -192,8 +171,8 @@ func TestCLIIdentityLifecycle(t *testing.T) {
 		t.Fatalf("client subscribing eq.cap.code: want a permissions violation, got:\n%s", out)
 	}
 
-	admin("agent", "rotate", "--tenant", "acme", "--name", "coder", "--server", url).ok(t)
-	admin("agent", "revoke", "--tenant", "acme", "--name", "coder", "--server", url).ok(t)
+	admin("agent", "rotate", "coder", "--tenant", "acme", "--server", url).ok(t)
+	admin("agent", "revoke", "coder", "--tenant", "acme", "--server", url).ok(t)
 	revoked := admin("agent", "list", "--tenant", "acme").ok(t)
 	if !strings.Contains(revoked.stdout, "revoked") {
 		t.Fatalf("agent list after revoke:\n%s", revoked.stdout)
@@ -223,7 +202,7 @@ func TestCLIErrors(t *testing.T) {
 		{"data dir required", []string{"tenant", "list"}, 2, "--data-dir is required"},
 		{"unknown flag", []string{"tenant", "list", "--bogus"}, 2, "unknown flag"},
 		{"init twice", []string{"init", "--data-dir", dir}, 1, "already initialised"},
-		{"unknown tenant", []string{"agent", "create", "--data-dir", dir, "--tenant", "nope", "--name", "a", "--capability", "c"}, 1, "unknown tenant"},
+		{"unknown tenant", []string{"agent", "create", "a", "--data-dir", dir, "--tenant", "nope", "--capability", "c"}, 1, "unknown tenant"},
 		{"bad size", []string{"tenant", "create", "acme", "--data-dir", dir, "--offline", "--max-payload", "lots"}, 2, "positive size"},
 		{"zero connections", []string{"tenant", "create", "acme", "--data-dir", dir, "--offline", "--max-connections", "0"}, 2, "connections must be positive"},
 		{"server down", []string{"tenant", "create", "acme", "--data-dir", dir, "--server", "nats://127.0.0.1:1"}, 1, "cannot reach NATS"},
@@ -244,13 +223,13 @@ func TestCLIErrors(t *testing.T) {
 
 	// Offline create is picked up by the server at start.
 	run(t, "tenant", "create", "acme", "--data-dir", dir, "--offline").ok(t)
-	run(t, "agent", "create", "--data-dir", dir, "--tenant", "acme", "--name", "dup", "--capability", "c").ok(t)
-	dup := run(t, "agent", "create", "--data-dir", dir, "--tenant", "acme", "--name", "dup", "--capability", "c")
+	run(t, "agent", "create", "dup", "--data-dir", dir, "--tenant", "acme", "--capability", "c").ok(t)
+	dup := run(t, "agent", "create", "dup", "--data-dir", dir, "--tenant", "acme", "--capability", "c")
 	if dup.code != 1 || !strings.Contains(dup.stderr, "already exists") {
 		t.Fatalf("duplicate agent: exit %d, %s", dup.code, dup.stderr)
 	}
 	url, _ := startServer(t, dir)
-	res := run(t, "agent", "revoke", "--data-dir", dir, "--tenant", "acme", "--name", "dup", "--server", url)
+	res := run(t, "agent", "revoke", "dup", "--data-dir", dir, "--tenant", "acme", "--server", url)
 	if res.code != 0 {
 		t.Fatalf("revoke on an offline-created tenant after start: %s", res.stderr)
 	}

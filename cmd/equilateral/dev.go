@@ -68,15 +68,13 @@ docs/observability.md.`,
 			if jsonLog {
 				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})
 			}
-			policy := examples.Policy
+			var p *orchestrator.PolicyFile
+			var err error
 			if policyFile != "" {
-				raw, err := os.ReadFile(policyFile)
-				if err != nil {
-					return usageError{fmt.Errorf("--policy: %w", err)}
-				}
-				policy = raw
+				p, err = readPolicy(policyFile)
+			} else {
+				p, err = orchestrator.ParsePolicy(examples.Policy, "examples/policy.yaml")
 			}
-			p, err := parsePolicy(policy, "policy")
 			if err != nil {
 				return usageError{err}
 			}
@@ -85,7 +83,7 @@ docs/observability.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", "eq-dev"), "where keys, creds, tasks and audit live (default $EQUILATERAL_DATA_DIR, then ./eq-dev)")
+	dataDirFlag(cmd, &dataDir, "eq-dev")
 	f.StringVar(&host, "host", "127.0.0.1", "listen host")
 	f.IntVar(&port, "port", 4222, "listen port, -1 for any free port")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve the orchestrator's Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -12,10 +13,78 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 )
 
-const defaultServerURL = "nats://127.0.0.1:4222"
+// The connection flags, and the environment variables they fall back on,
+// as the nats CLI names them. Each is declared here only, so it means the
+// same, with the same help, in every command that has it.
+const (
+	envServer        = "NATS_URL"
+	envCreds         = "NATS_CREDS"
+	envDataDir       = "EQUILATERAL_DATA_DIR"
+	defaultServerURL = "nats://127.0.0.1:4222"
+)
 
-// adminFlags are shared by the commands that change identities: where the
-// keys live and which server to publish account changes to.
+// serverFlag declares --server: where NATS is.
+func serverFlag(cmd *cobra.Command, server *string) {
+	cmd.Flags().StringVar(server, "server", envOr(envServer, defaultServerURL),
+		"NATS server URL, or several separated by commas (env "+envServer+")")
+}
+
+// credsFlag declares --creds: who you are.
+func credsFlag(cmd *cobra.Command, creds *string) {
+	cmd.Flags().StringVar(creds, "creds", os.Getenv(envCreds),
+		"creds file of the client or agent you act as (env "+envCreds+")")
+}
+
+// dataDirFlag declares --data-dir: where the operator's and tenants' keys
+// live. fallback is the default when the environment sets none.
+func dataDirFlag(cmd *cobra.Command, dataDir *string, fallback string) {
+	cmd.Flags().StringVar(dataDir, "data-dir", envOr(envDataDir, fallback),
+		"data dir made by 'equilateral init': keys, creds, server config (env "+envDataDir+")")
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// nameArg is the NAME of a command about one named thing (a tenant, an
+// agent, a client): its argument, or --name, which scripts written before
+// names were arguments still pass.
+type nameArg struct {
+	what     string // tenant, agent, client: for messages
+	optional bool
+	flag     string
+}
+
+// register declares the hidden --name and checks the arguments.
+func (n *nameArg) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&n.flag, "name", "", n.what+" name")
+	cmd.Flags().MarkDeprecated("name", "give the name as the argument: NAME")
+	cmd.Args = func(_ *cobra.Command, args []string) error {
+		_, err := n.value(args)
+		return err
+	}
+}
+
+// value is the name given, "" if none was and none is needed.
+func (n *nameArg) value(args []string) (string, error) {
+	switch {
+	case len(args) > 1:
+		return "", usageError{fmt.Errorf("want one %s NAME, got %d arguments", n.what, len(args))}
+	case len(args) == 1 && n.flag != "" && n.flag != args[0]:
+		return "", usageError{fmt.Errorf("%s NAME %q and --name %q differ: give the name once, as the argument", n.what, args[0], n.flag)}
+	case len(args) == 1:
+		return args[0], nil
+	case n.flag != "" || n.optional:
+		return n.flag, nil
+	}
+	return "", usageError{fmt.Errorf("want the %s NAME as the argument", n.what)}
+}
+
+// adminFlags are shared by the commands that read or change identities:
+// where the keys live and which server to publish account changes to.
 type adminFlags struct {
 	dataDir string
 	server  string
@@ -23,10 +92,12 @@ type adminFlags struct {
 	json    bool
 }
 
+// register declares the admin flags; publishes adds --offline for the
+// commands that change accounts.
 func (f *adminFlags) register(cmd *cobra.Command, publishes bool) {
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", os.Getenv("EQUILATERAL_DATA_DIR"), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
+	dataDirFlag(cmd, &f.dataDir, "")
+	serverFlag(cmd, &f.server)
 	if publishes {
-		cmd.Flags().StringVar(&f.server, "server", envOr("NATS_URL", defaultServerURL), "NATS server to publish account changes to (default $NATS_URL, then "+defaultServerURL+")")
 		cmd.Flags().BoolVar(&f.offline, "offline", false, "server is stopped: record the change in the data dir's resolver directory; the local server loads it at start")
 	}
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
@@ -34,7 +105,7 @@ func (f *adminFlags) register(cmd *cobra.Command, publishes bool) {
 
 func (f *adminFlags) open() (*auth.Store, error) {
 	if f.dataDir == "" {
-		return nil, usageError{fmt.Errorf("--data-dir is required (or set EQUILATERAL_DATA_DIR)")}
+		return nil, usageError{errors.New("--data-dir is required (or set " + envDataDir + ")")}
 	}
 	return auth.Open(f.dataDir)
 }
@@ -76,11 +147,4 @@ func (f *adminFlags) change(cmd *cobra.Command, body func(ctx context.Context, s
 // withTimeout bounds one admin operation.
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 30*time.Second)
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }

@@ -24,7 +24,7 @@ full account resolver and JetStream. The same server.conf works with
 ` + "`equilateral server`" + ` and with a stock ` + "`nats-server -c DIR/server.conf`" + `.
 
 Secrets (seeds, creds) are written 0600 in 0700 directories and never printed.
-DIR must not exist or be empty. Layout:
+DIR (--data-dir) must not exist or be empty. Layout:
 
   DIR/server.conf                 nats-server config (absolute paths)
   DIR/operator/                   operator.nk, signing.nk, operator.jwt
@@ -36,7 +36,7 @@ DIR must not exist or be empty. Layout:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
-				return usageError{fmt.Errorf("--data-dir is required")}
+				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
 			}
 			store, err := auth.Init(dataDir, auth.WithListen(host, port), auth.WithServerName(serverName))
 			if err != nil {
@@ -47,7 +47,7 @@ DIR must not exist or be empty. Layout:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "", "directory to create (required)")
+	dataDirFlag(cmd, &dataDir, "")
 	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "host the server listens on")
 	cmd.Flags().IntVar(&port, "port", 4222, "port the server listens on")
 	cmd.Flags().StringVar(&serverName, "server-name", "equilateral", "server_name (unique per cluster member)")

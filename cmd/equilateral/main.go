@@ -45,7 +45,12 @@ Start with:
   equilateral init --data-dir ./eq            # operator, system account, server config
   equilateral server --data-dir ./eq          # embedded NATS in operator mode
   equilateral tenant create acme --data-dir ./eq
-  equilateral agent create --data-dir ./eq --tenant acme --name coder --capability code`,
+  equilateral agent create coder --data-dir ./eq --tenant acme --capability code
+
+Connection flags mean the same in every command: --server (env NATS_URL,
+default ` + defaultServerURL + `), --creds (env NATS_CREDS) and --data-dir (env
+EQUILATERAL_DATA_DIR). A command about one tenant, agent or client takes
+its NAME as the argument.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -1,18 +1,10 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
-)
 
-var (
-	natsCLIOnce sync.Once
-	natsCLIPath string
-	natsCLIErr  error
+	"github.com/equilateral-agents/equilateral/internal/testbin"
 )
 
 // natsCLIBinary builds the real nats CLI from the tools module (its own
@@ -22,21 +14,5 @@ func natsCLIBinary(t *testing.T) string {
 	if path := os.Getenv("EQ_NATS_CLI"); path != "" {
 		return path
 	}
-	natsCLIOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "natscli-*")
-		if err != nil {
-			natsCLIErr = err
-			return
-		}
-		natsCLIPath = filepath.Join(dir, "nats")
-		cmd := exec.Command(goTool(), "build", "-o", natsCLIPath, "github.com/nats-io/natscli/nats")
-		cmd.Dir = filepath.Join("..", "..", "tools")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			natsCLIErr = errors.New(string(out))
-		}
-	})
-	if natsCLIErr != nil {
-		t.Fatalf("build the nats CLI from tools/: %v", natsCLIErr)
-	}
-	return natsCLIPath
+	return testbin.Build(t, "github.com/nats-io/natscli/nats", testbin.Dir("../../tools"))
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/orchestrator"
@@ -37,7 +35,7 @@ by side; state is in JetStream, so a restarted one carries on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
-				return usageError{fmt.Errorf("--data-dir is required")}
+				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
 			}
 			store, err := auth.Open(dataDir)
 			if err != nil {
@@ -70,8 +68,8 @@ by side; state is in JetStream, so a restarted one carries on.`,
 			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
-	cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
+	dataDirFlag(cmd, &dataDir, "")
+	serverFlag(cmd, &server)
 	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
 	cmd.Flags().DurationVar(&ttl, "result-ttl", 7*24*time.Hour, "how long finished tasks and their results are kept")
 	cmd.Flags().StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
@@ -84,21 +82,11 @@ func readPolicy(path string) (*orchestrator.PolicyFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--policy: %w", err)
 	}
-	return parsePolicy(raw, path)
-}
-
-// parsePolicy reads a policy file's contents; path only names it in errors.
-func parsePolicy(raw []byte, path string) (*orchestrator.PolicyFile, error) {
-	var p orchestrator.PolicyFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("--policy %s: %v", path, err)
+	p, err := orchestrator.ParsePolicy(raw, path)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
 	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("--policy %s: %v", path, err)
-	}
-	return &p, nil
+	return p, nil
 }
 
 // flushTraces sends the last spans before the process exits.

@@ -60,27 +60,32 @@ inbox _INBOX_<name>.>. Nothing else: the server enforces it.`
 func newPrincipalCreateCommand(role auth.Role) *cobra.Command {
 	var (
 		flags        adminFlags
-		tenant, name string
+		name         = nameArg{what: string(role)}
+		tenant       string
 		capabilities []string
 		out          string
 	)
-	use := "create --tenant T --name N --out FILE.creds"
+	use := "create NAME --tenant T [--out FILE.creds]"
 	if role == auth.RoleAgent {
-		use = "create --tenant T --name N --capability C [--capability C2] --out FILE.creds"
+		use = "create NAME --tenant T --capability C [--capability C2] [--out FILE.creds]"
 	}
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "Issue a " + string(role) + " its own nkey and creds",
-		Long: `create issues a new ` + string(role) + `: a fresh nkey and a user JWT signed by the tenant's
-scoped ` + string(role) + ` key.
+		Long: `create issues a new ` + string(role) + ` NAME in tenant T: a fresh nkey and a user JWT
+signed by the tenant's scoped ` + string(role) + ` key.
 
 ` + aclSummary(role) + `
 
 The creds file (0600) works with the nats CLI (--creds FILE --inbox-prefix
 _INBOX_<name>). It defaults to DIR/creds/<tenant>/<name>.creds; an existing
-file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.
+` + dataDirOnly,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := name.value(args)
+			if err != nil {
+				return err
+			}
 			store, err := flags.open()
 			if err != nil {
 				return err
@@ -88,7 +93,7 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
 			ctx, cancel := withTimeout(cmd.Context())
 			defer cancel()
 			p, err := store.CreatePrincipal(ctx, auth.PrincipalSpec{
-				Tenant: tenant, Name: name, Role: role, Capabilities: capabilities, CredsFile: out,
+				Tenant: tenant, Name: n, Role: role, Capabilities: capabilities, CredsFile: out,
 			})
 			if err != nil {
 				return err
@@ -97,7 +102,8 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
 		},
 	}
 	flags.register(cmd, false)
-	principalFlags(cmd, &tenant, &name)
+	name.register(cmd)
+	tenantFlag(cmd, &tenant)
 	if role == auth.RoleAgent {
 		cmd.Flags().StringArrayVar(&capabilities, "capability", nil, "capability the agent serves (repeat for more; at least one)")
 		cmd.MarkFlagRequired("capability")
@@ -106,14 +112,28 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.`,
 	return cmd
 }
 
+// dataDirOnly ends the help of the admin commands that do not contact a
+// server.
+const dataDirOnly = `
+It works on the data dir alone: --server, which every admin command takes,
+is not contacted.`
+
 func newPrincipalListCommand(role auth.Role) *cobra.Command {
 	var (
-		flags          adminFlags
-		tenant, server string
+		flags  adminFlags
+		tenant string
 	)
+	long := "list shows the " + string(role) + "s of tenant T, or of every tenant, from the data dir.\n" + dataDirOnly
+	if role == auth.RoleAgent {
+		long = `list shows the agents of tenant T, or of every tenant, from the data dir,
+with their running instances and load from the tenant's live registry,
+read from the server at --server (as the tenant's orchestrator). When the
+server cannot be reached it says so and lists the agents without.`
+	}
 	cmd := &cobra.Command{
 		Use:   "list --data-dir DIR [--tenant T]",
 		Short: "List " + string(role) + "s (all tenants unless --tenant)",
+		Long:  long,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := flags.open()
@@ -144,7 +164,7 @@ func newPrincipalListCommand(role auth.Role) *cobra.Command {
 				}
 			}
 			if role == auth.RoleAgent {
-				return printAgents(cmd, store, server, tenants, principals, flags.json)
+				return printAgents(cmd, store, flags.server, tenants, principals, flags.json)
 			}
 			if flags.json {
 				return printJSON(cmd, principals)
@@ -159,9 +179,6 @@ func newPrincipalListCommand(role auth.Role) *cobra.Command {
 	}
 	flags.register(cmd, false)
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant")
-	if role == auth.RoleAgent {
-		cmd.Flags().StringVar(&server, "server", envOr("NATS_URL", defaultServerURL), "NATS server, to show which agents are running (default $NATS_URL, then "+defaultServerURL+")")
-	}
 	return cmd
 }
 
@@ -216,22 +233,28 @@ func printAgents(cmd *cobra.Command, store *auth.Store, server string, tenants [
 
 func newPrincipalRevokeCommand(role auth.Role) *cobra.Command {
 	var (
-		flags        adminFlags
-		tenant, name string
+		flags  adminFlags
+		name   = nameArg{what: string(role)}
+		tenant string
 	)
 	cmd := &cobra.Command{
-		Use:   "revoke --tenant T --name N --data-dir DIR [--server URL]",
+		Use:   "revoke NAME --tenant T --data-dir DIR [--server URL]",
 		Short: "Revoke a " + string(role) + "'s creds; its live connections close at once",
 		Long: `revoke adds the ` + string(role) + `'s key to the tenant account's revocations and
-publishes the account: the server closes its live connections immediately and
-refuses its creds from then on. ` + "`rotate`" + ` issues new creds later.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+publishes the account to the server at --server (or, with --offline, to the
+data dir for the local server's next start): the server closes its live
+connections immediately and refuses its creds from then on. ` + "`rotate`" + ` issues
+new creds later.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := name.value(args)
+			if err != nil {
+				return err
+			}
 			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
-				if err := checkRole(store, tenant, name, role); err != nil {
+				if err := checkRole(store, tenant, n, role); err != nil {
 					return err
 				}
-				p, err := store.Revoke(ctx, tenant, name, pub)
+				p, err := store.Revoke(ctx, tenant, n, pub)
 				if err != nil {
 					return err
 				}
@@ -244,29 +267,35 @@ refuses its creds from then on. ` + "`rotate`" + ` issues new creds later.`,
 		},
 	}
 	flags.register(cmd, true)
-	principalFlags(cmd, &tenant, &name)
+	name.register(cmd)
+	tenantFlag(cmd, &tenant)
 	return cmd
 }
 
 func newPrincipalRotateCommand(role auth.Role) *cobra.Command {
 	var (
-		flags        adminFlags
-		tenant, name string
-		out          string
+		flags  adminFlags
+		name   = nameArg{what: string(role)}
+		tenant string
+		out    string
 	)
 	cmd := &cobra.Command{
-		Use:   "rotate --tenant T --name N --data-dir DIR [--server URL] [--out FILE.creds]",
+		Use:   "rotate NAME --tenant T --data-dir DIR [--server URL] [--out FILE.creds]",
 		Short: "Issue a " + string(role) + " new creds and revoke the old ones",
 		Long: `rotate issues a new key and creds with the same name and permissions, writes
-them (overwriting --out), then revokes the old key: connections using the old
-creds close at once.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+them (overwriting --out), then revokes the old key and publishes the account
+to the server at --server (or, with --offline, to the data dir):
+connections using the old creds close at once.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := name.value(args)
+			if err != nil {
+				return err
+			}
 			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
-				if err := checkRole(store, tenant, name, role); err != nil {
+				if err := checkRole(store, tenant, n, role); err != nil {
 					return err
 				}
-				p, err := store.Rotate(ctx, tenant, name, out, pub)
+				p, err := store.Rotate(ctx, tenant, n, out, pub)
 				if err != nil {
 					return err
 				}
@@ -275,16 +304,16 @@ creds close at once.`,
 		},
 	}
 	flags.register(cmd, true)
-	principalFlags(cmd, &tenant, &name)
+	name.register(cmd)
+	tenantFlag(cmd, &tenant)
 	cmd.Flags().StringVar(&out, "out", "", "where to write the new creds (default DIR/creds/<tenant>/<name>.creds)")
 	return cmd
 }
 
-func principalFlags(cmd *cobra.Command, tenant, name *string) {
+// tenantFlag declares the required --tenant of a principal command.
+func tenantFlag(cmd *cobra.Command, tenant *string) {
 	cmd.Flags().StringVar(tenant, "tenant", "", "tenant (required)")
-	cmd.Flags().StringVar(name, "name", "", "name (required)")
 	cmd.MarkFlagRequired("tenant")
-	cmd.MarkFlagRequired("name")
 }
 
 // checkRole keeps `agent revoke` from revoking a client and vice versa.

@@ -32,7 +32,7 @@ DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
-				return usageError{fmt.Errorf("--data-dir is required")}
+				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
 			}
 			store, err := auth.Open(dataDir)
 			if errors.Is(err, auth.ErrNoDataDir) && initDir {
@@ -69,7 +69,7 @@ DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("EQUILATERAL_DATA_DIR", ""), "data dir made by 'equilateral init' (default $EQUILATERAL_DATA_DIR)")
+	dataDirFlag(cmd, &dataDir, "")
 	cmd.Flags().StringVar(&host, "host", "", "listen host (default: from server.conf)")
 	cmd.Flags().IntVar(&port, "port", 0, "listen port, -1 for any free port (default: from server.conf)")
 	cmd.Flags().BoolVar(&initDir, "init", false, "run 'equilateral init' first if DIR has no operator yet")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/codes"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
@@ -35,31 +31,55 @@ type taskFlags struct {
 	json    bool
 }
 
+// register declares the flags and ends the command's help with what they
+// mean for a task command (taskHelp).
 func (f *taskFlags) register(cmd *cobra.Command, timeout time.Duration) {
-	cmd.Flags().StringVar(&f.creds, "creds", os.Getenv("NATS_CREDS"), "your creds file (default $NATS_CREDS)")
-	cmd.Flags().StringVar(&f.server, "server", envOr("NATS_URL", defaultServerURL), "NATS server (default $NATS_URL, then "+defaultServerURL+")")
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "data dir, to verify the orchestrator's signatures against registered keys (otherwise the server's ACLs vouch for it)")
+	if cmd.Long == "" {
+		cmd.Long = cmd.Short + "."
+	}
+	cmd.Long += "\n" + taskHelp
+	credsFlag(cmd, &f.creds)
+	serverFlag(cmd, &f.server)
+	dataDirFlag(cmd, &f.dataDir, "")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", timeout, "how long to wait")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
 }
+
+// taskHelp ends the help of every task command.
+const taskHelp = `
+You act as the principal of --creds (a client, or an agent): the tenant
+and name come from the creds. The orchestrator's replies are trusted as
+the server's ACLs vouch for them; with --data-dir they are also checked
+against the keys registered there.`
 
 // run wraps a task command: connect with the creds, bound the call by
 // --timeout, and close the connection after.
 func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		if f.creds == "" {
+			return usageError{errors.New("--creds is required (or set " + envCreds + ")")}
+		}
 		// With OTEL_* set, the command is the root of its task's trace.
 		tp, shutdown, err := telemetry.Tracing(cmd.Context(), "equilateral-cli", false)
 		if err != nil {
 			return err
 		}
 		defer flushTraces(shutdown)
-		c, closeConn, err := f.connect(bus.WithTracerProvider(tp))
+		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+		defer cancel()
+		opts := []client.Option{client.WithTracerProvider(tp)}
+		if f.dataDir != "" {
+			keys, err := dataDirKeys(f.dataDir, f.creds)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, client.WithKeys(keys))
+		}
+		c, err := client.Connect(ctx, f.server, f.creds, opts...)
 		if err != nil {
 			return err
 		}
-		defer closeConn()
-		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-		defer cancel()
+		defer c.Close()
 		ctx, span := tp.Tracer("github.com/equilateral-agents/equilateral/cmd/equilateral").Start(ctx, cmd.CommandPath())
 		defer span.End()
 		err = body(ctx, cmd, c, args)
@@ -70,88 +90,28 @@ func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *cl
 	}
 }
 
-// connect opens a client from the creds file: the tenant and name come
-// from the user JWT in it.
-func (f *taskFlags) connect(opts ...bus.Option) (*client.Client, func(), error) {
-	if f.creds == "" {
-		return nil, nil, usageError{errors.New("--creds is required (or set NATS_CREDS)")}
-	}
-	tenant, name, err := identity(f.creds, f.dataDir)
+// dataDirKeys are the keys registered in dataDir, to verify the
+// orchestrator's signatures against. The creds must be of one of its
+// tenants: the keys of another data dir would refuse every reply.
+func dataDirKeys(dataDir, credsFile string) (*bus.StoreKeys, error) {
+	store, err := auth.Open(dataDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	nc, err := nats.Connect(f.server,
-		nats.UserCredentials(f.creds),
-		nats.Name("equilateral-cli/"+name),
-		nats.CustomInboxPrefix(protocol.InboxPrefix(name)),
-		nats.Timeout(5*time.Second),
-	)
+	id, err := auth.ReadIdentity(credsFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w", f.server, err)
+		return nil, err
 	}
-	signer, err := bus.SignerFromCreds(f.creds)
+	tenants, err := store.Tenants()
 	if err != nil {
-		nc.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	var keys bus.KeyRegistry = bus.NewSourceKeys(protocol.Source(tenant, auth.OrchestratorName))
-	if f.dataDir != "" {
-		store, err := auth.Open(f.dataDir)
-		if err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-		if keys, err = bus.NewStoreKeys(store); err != nil {
-			nc.Close()
-			return nil, nil, err
+	for _, t := range tenants {
+		if t.Name == id.Tenant && t.AccountKey == id.AccountKey {
+			return bus.NewStoreKeys(store)
 		}
 	}
-	c, err := client.New(nc, tenant, name, signer, keys, opts...)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return c, nc.Close, nil
-}
-
-// identity reads the principal's name and tenant from the user JWT in its
-// creds (the tenant:<name> tag), or the tenant from the data dir.
-func identity(credsFile, dataDir string) (tenant, name string, err error) {
-	contents, err := os.ReadFile(credsFile)
-	if err != nil {
-		return "", "", fmt.Errorf("read creds: %w", err)
-	}
-	token, err := jwt.ParseDecoratedJWT(contents)
-	if err != nil {
-		return "", "", fmt.Errorf("%s is not a creds file", credsFile)
-	}
-	claims, err := jwt.DecodeUserClaims(token)
-	if err != nil {
-		return "", "", fmt.Errorf("%s holds no valid user JWT", credsFile)
-	}
-	name = claims.Name
-	if dataDir != "" {
-		store, err := auth.Open(dataDir)
-		if err != nil {
-			return "", "", err
-		}
-		tenants, err := store.Tenants()
-		if err != nil {
-			return "", "", err
-		}
-		for _, t := range tenants {
-			if t.AccountKey == claims.IssuerAccount {
-				return t.Name, name, nil
-			}
-		}
-		return "", "", fmt.Errorf("the creds belong to no tenant of %s", dataDir)
-	}
-	for _, tag := range claims.Tags {
-		if v, ok := strings.CutPrefix(tag, "tenant:"); ok {
-			return v, name, nil
-		}
-	}
-	return "", "", fmt.Errorf("cannot tell the tenant of %s: pass --data-dir", credsFile)
+	return nil, fmt.Errorf("the creds %s belong to no tenant of %s", credsFile, dataDir)
 }
 
 func newTaskCommand() *cobra.Command {
@@ -238,16 +198,11 @@ func readFlow(path string) (*protocol.Flow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--flow: %w", err)
 	}
-	var flow protocol.Flow
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&flow); err != nil {
-		return nil, fmt.Errorf("--flow %s: %v", path, err)
+	flow, err := protocol.ParseFlow(raw, path)
+	if err != nil {
+		return nil, fmt.Errorf("--flow: %w", err)
 	}
-	if err := protocol.ValidateFlow(&flow); err != nil {
-		return nil, fmt.Errorf("--flow %s: %v", path, err)
-	}
-	return &flow, nil
+	return flow, nil
 }
 
 func readData(s string) (json.RawMessage, error) {

@@ -55,8 +55,8 @@ func startTaskStack(t *testing.T) (dir, url string) {
 	url, _ = startServer(t, dir)
 	admin := func(args ...string) result { return run(t, append(args, "--data-dir", dir)...).ok(t) }
 	admin("tenant", "create", "acme", "--server", url)
-	admin("agent", "create", "--tenant", "acme", "--name", "coder", "--capability", "code")
-	admin("client", "create", "--tenant", "acme", "--name", "client")
+	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code")
+	admin("client", "create", "client", "--tenant", "acme")
 
 	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
 	for _, kv := range os.Environ() {
@@ -121,40 +121,44 @@ func TestCLITasks(t *testing.T) {
 	}
 }
 
-func TestReadFlowExample(t *testing.T) {
-	flow, err := readFlow(filepath.Join("..", "..", "examples", "flows", "plan-code-review.yaml"))
-	if err != nil {
-		t.Fatal(err)
+// TestCLIFlowAndPolicyFiles: the CLI reads the example flow and policy,
+// and refuses a bad one as a usage error naming the flag, the file and
+// the line, before it connects anywhere.
+func TestCLIFlowAndPolicyFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir).ok(t)
+	write := func(name, text string) string {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	if len(flow.Steps) != 3 || flow.Steps[2].Capability != "review" {
-		t.Fatalf("flow %+v", flow)
+	noCreds := filepath.Join(t.TempDir(), "none.creds")
+	devDir := filepath.Join(t.TempDir(), "dev")
+	example := filepath.Join("..", "..", "examples", "flows", "plan-code-review.yaml")
+	// The example flow is read; the missing creds are what stops it.
+	if r := run(t, "task", "submit", "--creds", noCreds, "--flow", example, "--data", `{"feature":"x"}`); r.code != 1 || !strings.Contains(r.stderr, "read creds") {
+		t.Errorf("submit of the example flow: exit %d, %s", r.code, r.stderr)
 	}
-	in, _ := flow.Steps[2].Input.(map[string]any)
-	if in["code"] != "${steps.code.output}" {
-		t.Fatalf("review input %v", flow.Steps[2].Input)
+	badFlow := write("flow.yaml", "steps:\n  - name: a\n    capability: x\n    input: ${steps.b.output}\n")
+	typoFlow := write("typo.yaml", "steps:\n  - name: a\n    capabilty: x\n")
+	badPolicy := write("policy.yaml", "default:\n  rate_per_sec: 5\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"task", "submit", "--creds", noCreds, "--flow", badFlow}, "--flow: " + badFlow + `: step "a" refers to "b", which is not an earlier step`},
+		{[]string{"task", "submit", "--creds", noCreds, "--flow", typoFlow}, "--flow: " + typoFlow + `: line 3: unknown field "capabilty"`},
+		{[]string{"orchestrator", "--data-dir", dir, "--policy", badPolicy}, "--policy: " + badPolicy + `: line 2: unknown field "rate_per_sec"`},
+		{[]string{"dev", "--data-dir", devDir, "--policy", badPolicy}, "--policy: " + badPolicy + ": line 2"},
+	} {
+		r := run(t, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "orchestrator.") || strings.Contains(r.stderr, "protocol.") {
+			t.Errorf("%v: exit %d, %q; want exit 2 saying %q", tc.args, r.code, r.stderr, tc.want)
+		}
 	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("steps:\n  - name: a\n    capability: x\n    input: ${steps.b.output}\n"), 0o600)
-	if _, err := readFlow(bad); err == nil || !strings.Contains(err.Error(), "not an earlier step") {
-		t.Fatalf("forward reference: %v", err)
-	}
-}
-
-func TestReadPolicyExample(t *testing.T) {
-	p, err := readPolicy(filepath.Join("..", "..", "examples", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	retry := p.Default.Capabilities["code"].Retry
-	if retry == nil || retry.MaxAttempts != 5 || retry.InitialBackoff != 500*time.Millisecond {
-		t.Fatalf("retry policy %+v", retry)
-	}
-	if p.Default.Capabilities["code"].Gate != "review" || p.Tenants["globex"].MaxConcurrent != 100 {
-		t.Fatalf("policy %+v", p)
-	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("default:\n  rate_per_sec: 5\n"), 0o600)
-	if _, err := readPolicy(bad); err == nil {
-		t.Fatal("a misspelt field was accepted")
+	if _, err := os.Stat(devDir); err == nil {
+		t.Error("dev made its data dir before reading its policy")
 	}
 }

@@ -25,6 +25,7 @@ func newTenantCommand() *cobra.Command {
 func newTenantCreateCommand() *cobra.Command {
 	var (
 		flags       adminFlags
+		name        = nameArg{what: "tenant"}
 		limits      = auth.DefaultLimits()
 		noJetStream bool
 		connections int64
@@ -38,7 +39,9 @@ func newTenantCreateCommand() *cobra.Command {
 		Long: `create makes a NATS account for the tenant, with one scoped signing key per
 role (agent, client, orchestrator) whose template is that role's ACL, and an
 orchestrator user whose creds go to DIR/creds/<tenant>/orchestrator.creds.
-The account is published live ($SYS.REQ.CLAIMS.UPDATE); no restart.
+The account is published live to the server at --server
+($SYS.REQ.CLAIMS.UPDATE; no restart), or with --offline recorded in the
+data dir for the local server's next start.
 
 Every tenant has finite JetStream limits (--max-storage 1GiB, --max-memory
 256MiB, --max-streams 32, --max-consumers 1024 unless given), so a tenant
@@ -50,8 +53,11 @@ works for the new tenant before it returns (not with --offline).
 
 NAME is a single subject token: [a-z0-9][a-z0-9_-]{0,63}.
 Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
-		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			tenantName, err := name.value(args)
+			if err != nil {
+				return err
+			}
 			store, err := flags.open()
 			if err != nil {
 				return err
@@ -69,7 +75,7 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 				return err
 			}
 			defer release()
-			tenant, err := store.CreateTenant(ctx, args[0], limits, pub)
+			tenant, err := store.CreateTenant(ctx, tenantName, limits, pub)
 			if err != nil {
 				return withCapacityHint(err)
 			}
@@ -86,6 +92,7 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 		},
 	}
 	flags.register(cmd, true)
+	name.register(cmd)
 	f := cmd.Flags()
 	f.Int64Var(&connections, "max-connections", auth.Unlimited, "active connections")
 	f.Int64Var(&subs, "max-subscriptions", auth.Unlimited, "subscriptions")
@@ -157,6 +164,7 @@ func newTenantListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list --data-dir DIR",
 		Short: "List tenants and their limits",
+		Long:  "list shows the tenants of the data dir and their limits.\n" + dataDirOnly,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := flags.open()
@@ -193,37 +201,38 @@ func newTenantListCommand() *cobra.Command {
 }
 
 func newTenantDeleteCommand() *cobra.Command {
-	var flags adminFlags
+	var (
+		flags adminFlags
+		name  = nameArg{what: "tenant"}
+	)
 	cmd := &cobra.Command{
 		Use:   "delete NAME --data-dir DIR [--server URL]",
 		Short: "Delete a tenant: disconnect its users and remove its account and keys",
 		Long: `delete revokes every user of the tenant (live connections close at once),
-deletes the account from the servers ($SYS.REQ.CLAIMS.DELETE), and removes
-its keys and creds from the data dir. JetStream data of the account stays on
+deletes the account from the server at --server ($SYS.REQ.CLAIMS.DELETE;
+with --offline, from the data dir's resolver directory), and removes its
+keys and creds from the data dir. JetStream data of the account stays on
 the servers until an operator removes it.`,
-		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			tenant, err := name.value(args)
+			if err != nil {
+				return err
+			}
 			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
-				if err := store.DeleteTenant(ctx, args[0], pub); err != nil {
+				if err := store.DeleteTenant(ctx, tenant, pub); err != nil {
 					return err
 				}
 				if flags.json {
-					return printJSON(cmd, map[string]string{"deleted": args[0]})
+					return printJSON(cmd, map[string]string{"deleted": tenant})
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "tenant %s deleted\n", args[0])
+				fmt.Fprintf(cmd.OutOrStdout(), "tenant %s deleted\n", tenant)
 				return nil
 			})
 		},
 	}
 	flags.register(cmd, true)
+	name.register(cmd)
 	return cmd
-}
-
-func exactlyOneName(_ *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return usageError{fmt.Errorf("want exactly one tenant NAME, got %d arguments", len(args))}
-	}
-	return nil
 }
 
 func limitString(n int64) string {

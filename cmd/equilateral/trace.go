@@ -31,8 +31,9 @@ type traceOptions struct {
 	jaegerURL string
 	waitTrace time.Duration
 	json      bool
-	// For the audit stream, without Jaeger.
-	creds, server, dataDir string
+	// For the audit stream, without Jaeger: the tenant's, read with its
+	// orchestrator's creds from the data dir.
+	tenant, server, dataDir string
 }
 
 func newTaskTraceCommand() *cobra.Command {
@@ -75,9 +76,10 @@ the submit too) ran with OTEL_EXPORTER_OTLP_ENDPOINT set.`,
 			}
 			opts := traceOptions{
 				jaegerURL: jaegerURL, waitTrace: waitTrace, json: flags.json,
-				creds: flags.creds, server: flags.server, dataDir: flags.dataDir,
+				server: flags.server, dataDir: flags.dataDir,
 			}
 			return flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
+				opts.tenant = c.Tenant()
 				return taskTrace(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c, args[0], opts)
 			})(cmd, args)
 		},
@@ -203,15 +205,11 @@ type hopsJSON struct {
 const maxTraceFamily = 1000
 
 func hopsFromAudit(ctx context.Context, out, errOut io.Writer, tasks taskGetter, v protocol.TaskView, o traceOptions) error {
-	tenant, _, err := identity(o.creds, o.dataDir)
-	if err != nil {
-		return err
-	}
 	store, err := auth.Open(o.dataDir)
 	if err != nil {
 		return err
 	}
-	nc, js, err := audit.Connect(o.server, store, tenant)
+	nc, js, err := audit.Connect(o.server, store, o.tenant)
 	if err != nil {
 		return err
 	}
@@ -224,7 +222,7 @@ func hopsFromAudit(ctx context.Context, out, errOut io.Writer, tasks taskGetter,
 	if o.json {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(hopsJSON{TaskID: v.TaskID, TraceID: v.TraceID, Tenant: tenant, Tasks: family, Hops: hops})
+		return enc.Encode(hopsJSON{TaskID: v.TaskID, TraceID: v.TraceID, Tenant: o.tenant, Tasks: family, Hops: hops})
 	}
 	printHops(out, v, len(family), hops)
 	_, err = fmt.Fprintln(errOut, "a full span tree needs Jaeger: --jaeger URL (or set EQ_JAEGER_URL)")
