@@ -140,7 +140,9 @@ type Update struct {
 
 // Watch delivers the task's events until it reaches a final state (which
 // it returns) or ctx ends. It subscribes before reading the current state,
-// so nothing between the two is missed.
+// so nothing between the two is missed. each (which may be nil) is called
+// on Watch's goroutine, first with the current state ("current"); a slow
+// each may lose progress events, never the final one.
 func (c *Client) Watch(ctx context.Context, taskID string, each func(Update)) (protocol.TaskView, error) {
 	updates := make(chan Update, 256)
 	sub, err := c.conn.Subscribe(protocol.ClientTask(c.name, taskID), bus.HandlerFunc(func(_ context.Context, m *bus.Message) {
