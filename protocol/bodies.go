@@ -45,7 +45,7 @@ func typeOf(v any) reflect.Type {
 // Who sends and receives what.
 const (
 	fromSubmitter    = "a client, or an agent submitting a subtask"
-	fromClient       = "a client (or an agent, for its subtasks)"
+	fromClient       = "a client"
 	toOrchestrator   = "the orchestrator (queue group)"
 	fromOrchestrator = "the orchestrator"
 	toRequester      = "the requester, on the reply subject of its request"

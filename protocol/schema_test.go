@@ -18,11 +18,13 @@ import (
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated schemas (protocol/schema, docs/schema) ")
+var update = flag.Bool("update", false, "rewrite the generated schemas (protocol/schema, docs/schema) and the generated part of docs/protocol.md")
 
 // schemaDirs hold the generated schemas: the embedded copy and the one
 // published with the docs.
 var schemaDirs = []string{"schema", filepath.Join("..", "docs", "schema")}
+
+const protocolDoc = "../docs/protocol.md"
 
 // generatedSchemas builds every schema from the Go types.
 func generatedSchemas(t *testing.T) map[string][]byte {
@@ -40,7 +42,8 @@ func generatedSchemas(t *testing.T) map[string][]byte {
 
 // TestSchemaFiles fails when a schema file on disk (embedded or in
 // docs/schema) is not what the Go types generate, or when either holds a
-// file no body has; -update rewrites them.
+// file no body has; -update rewrites them, and the generated part of
+// docs/protocol.md.
 func TestSchemaFiles(t *testing.T) {
 	want := generatedSchemas(t)
 	if *update {
@@ -60,6 +63,7 @@ func TestSchemaFiles(t *testing.T) {
 				}
 			}
 		}
+		writeGeneratedDoc(t)
 	}
 	for _, dir := range schemaDirs {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
@@ -321,4 +325,200 @@ func TestEveryEventTypeIsRegistered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The generated part of docs/protocol.md: the table of every event and
+// the field table of every body.
+const (
+	docBegin = "<!-- generated: bodies (go generate ./protocol) -->"
+	docEnd   = "<!-- end generated: bodies -->"
+)
+
+func generatedDoc(t *testing.T) string {
+	t.Helper()
+	ex := exampleBodies(t)
+	var b strings.Builder
+	b.WriteString("| event type | subject | from → to | data |\n|---|---|---|---|\n")
+	for _, body := range protocol.Bodies() {
+		if body.Type == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s → %s | [`%s`](#%s) |\n", body.Type, body.Subject, body.From, body.To, body.SchemaName(), strings.ToLower(body.SchemaName()))
+	}
+	b.WriteString("\nExtension attributes each event carries, besides `traceparent`, `tracestate`, `signedextattrs` and `dssematerial`:\n\n")
+	b.WriteString("| event type | subject | extensions |\n|---|---|---|\n")
+	for _, body := range protocol.Bodies() {
+		if body.Type == "" || len(body.Extensions) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` |\n", body.Type, body.Subject, strings.Join(body.Extensions, "`, `"))
+	}
+	var order []reflect.Type
+	var add func(reflect.Type)
+	add = func(typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || typ == reflect.TypeFor[time.Time]() || slices.Contains(order, typ) {
+			return
+		}
+		order = append(order, typ)
+		for _, f := range protocol.Fields(typ) {
+			add(f.Type)
+		}
+	}
+	for _, body := range protocol.Bodies() {
+		add(reflect.TypeOf(body.Value))
+	}
+	for _, typ := range order {
+		name := typ.Name()
+		fmt.Fprintf(&b, "\n### %s\n\n%s", name, mdText(protocol.TypeDoc(name)))
+		if slices.Contains(protocol.SchemaNames(), name) {
+			fmt.Fprintf(&b, " Schema: [`docs/schema/%s.json`](schema/%s.json).", name, name)
+		}
+		var carried []string
+		for _, body := range protocol.Bodies() {
+			if body.SchemaName() == name && body.Type != "" {
+				carried = append(carried, "`"+body.Type+"` on `"+body.Subject+"`")
+			}
+		}
+		if len(carried) > 0 {
+			fmt.Fprintf(&b, " Carried by %s.", strings.Join(carried, ", "))
+		}
+		b.WriteString("\n\n| field | JSON type | required | meaning |\n|---|---|---|---|\n")
+		for _, f := range protocol.Fields(typ) {
+			req := "no"
+			if f.Required {
+				req = "**yes**"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Name, jsonTypeName(f.Type, f.Required), req, mdText(protocol.FieldDoc(name, f.Name)))
+		}
+		if list := ex[name]; len(list) > 0 {
+			var compact bytes.Buffer
+			json.Compact(&compact, list[0])
+			fmt.Fprintf(&b, "\nExample:\n\n```json\n%s\n```\n", compact.String())
+		}
+	}
+	return b.String()
+}
+
+// mdText keeps prose from the registry literal in a Markdown table.
+func mdText(s string) string {
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// jsonTypeName says in words what JSON a member of Go type t holds.
+func jsonTypeName(t reflect.Type, required bool) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case reflect.TypeFor[time.Time]():
+		return "string (RFC 3339 date-time)"
+	case reflect.TypeFor[protocol.Duration]():
+		return "string (Go duration)"
+	case reflect.TypeFor[json.RawMessage]():
+		if required {
+			return "any JSON value but null"
+		}
+		return "any JSON value"
+	case reflect.TypeFor[protocol.State]():
+		return "string: a [state](#task-states)"
+	case reflect.TypeFor[protocol.Reason]():
+		return "string: a [reason](#reasons)"
+	case reflect.TypeFor[protocol.AgentStatus]():
+		var s []string
+		for _, v := range protocol.AgentStatuses() {
+			s = append(s, "`"+string(v)+"`")
+		}
+		return "string: " + strings.Join(s, ", ")
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return "any JSON value"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int64:
+		return "integer"
+	case reflect.Slice:
+		return "array of " + jsonTypeName(t.Elem(), true)
+	case reflect.Struct:
+		return "object [`" + t.Name() + "`](#" + strings.ToLower(t.Name()) + ")"
+	}
+	return t.String()
+}
+
+func writeGeneratedDoc(t *testing.T) {
+	t.Helper()
+	doc, err := os.ReadFile(protocolDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(doc), docBegin)
+	_, after, ok2 := strings.Cut(rest, docEnd)
+	if !ok1 || !ok2 {
+		t.Fatalf("%s has no %q … %q section", protocolDoc, docBegin, docEnd)
+	}
+	out := before + docBegin + "\n" + generatedDoc(t) + "\n" + docEnd + after
+	if err := os.WriteFile(protocolDoc, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProtocolDoc: docs/protocol.md holds the generated tables as the
+// registry makes them, every reason with its retryability, every
+// transition of the lifecycle, every state and every registered body.
+func TestProtocolDoc(t *testing.T) {
+	raw, err := os.ReadFile(protocolDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	_, rest, _ := strings.Cut(doc, docBegin)
+	section, _, _ := strings.Cut(rest, docEnd)
+	if strings.TrimSpace(section) != strings.TrimSpace(generatedDoc(t)) {
+		t.Errorf("the generated section of %s is stale: go generate ./protocol", protocolDoc)
+	}
+	for _, b := range protocol.Bodies() {
+		if b.Type != "" && !strings.Contains(doc, "`"+b.Type+"`") {
+			t.Errorf("%s does not name %s", protocolDoc, b.Type)
+		}
+		if !strings.Contains(doc, "### "+b.SchemaName()+"\n") {
+			t.Errorf("%s has no section for %s", protocolDoc, b.SchemaName())
+		}
+	}
+	for _, r := range protocol.Reasons() {
+		retry := "no"
+		if r.Retryable() {
+			retry = "yes"
+		}
+		if !strings.Contains(doc, "| `"+string(r)+"` | "+retry+" |") {
+			t.Errorf("%s: the reason table has no row `| `%s` | %s |`", protocolDoc, r, retry)
+		}
+	}
+	for _, tr := range protocol.Lifecycle() {
+		row := fmt.Sprintf("| %s | %s | %s | %s |", states(tr.From), tr.Cause, states(tr.To), tr.By)
+		if !strings.Contains(doc, row) {
+			t.Errorf("%s: the transition table has no row %q", protocolDoc, row)
+		}
+	}
+	for _, s := range protocol.States() {
+		if !strings.Contains(doc, "| `"+string(s)+"` |") {
+			t.Errorf("%s: the state table has no row for %s", protocolDoc, s)
+		}
+	}
+}
+
+func states(list []protocol.State) string {
+	var s []string
+	for _, v := range list {
+		if v == "" {
+			s = append(s, "(none)")
+			continue
+		}
+		s = append(s, "`"+string(v)+"`")
+	}
+	return strings.Join(s, ", ")
 }
