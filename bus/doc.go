@@ -18,7 +18,9 @@
 // step, then checks that the key is registered to the event's source
 // (KeyRegistry), that the source is in the expected tenant, and that the
 // event is neither stale nor a replay. Verified events carry only verified
-// data. docs/protocol.md is the contract, with a worked example.
+// data. docs/protocol.md is the contract; protocol/testdata/signing.json
+// holds its test vectors (a test key, binary and structured messages, every
+// intermediate value), which the tests check in both directions.
 //
 // # Tracing
 //
