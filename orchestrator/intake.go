@@ -111,6 +111,16 @@ func (in *intake) handleSubmit(ctx context.Context, m *bus.Message) {
 // take runs the checks, then stores the task (or flow) and answers. It
 // returns the task when it is new and due for dispatch.
 func (in *intake) take(ctx context.Context, s *submission) (*Task, error) {
+	defer func() {
+		// On the intake span, whatever the checks decided.
+		span := trace.SpanFromContext(ctx)
+		if s.req.Capability != "" {
+			span.SetAttributes(telemetry.AttrCapability.String(s.req.Capability))
+		}
+		if s.req.Parent != "" {
+			span.SetAttributes(telemetry.AttrParentTask.String(s.req.Parent))
+		}
+	}()
 	policyCtx, policySpan := in.tracer().Start(ctx, "policy")
 	for _, check := range in.checks {
 		if err := check(policyCtx, s); err != nil {
@@ -141,7 +151,7 @@ func (in *intake) replyToOwnInbox(_ context.Context, s *submission) error {
 	return nil
 }
 
-func (in *intake) wellFormed(ctx context.Context, s *submission) error {
+func (in *intake) wellFormed(_ context.Context, s *submission) error {
 	if err := decode(s.m, &s.req); err != nil {
 		return refuseWith(protocol.ReasonMalformed, "%v", err)
 	}
@@ -154,7 +164,6 @@ func (in *intake) wellFormed(ctx context.Context, s *submission) error {
 	if len(s.req.Input) == 0 {
 		s.req.Input = []byte("null")
 	}
-	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrCapability.String(s.req.Capability))
 	s.capabilities = []string{s.req.Capability}
 	return nil
 }
@@ -215,7 +224,6 @@ func (in *intake) parentRunBySubmitter(ctx context.Context, s *submission) error
 	if s.req.Parent == "" {
 		return nil
 	}
-	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrParentTask.String(s.req.Parent))
 	parent, _, err := in.store.get(ctx, s.req.Parent)
 	if errors.Is(err, errNotFound) {
 		return refuseWith(protocol.ReasonForbidden, "parent task %s does not exist", clip(s.req.Parent))
