@@ -37,7 +37,7 @@ by side; state is in JetStream, so a restarted one carries on.`,
 			if dataDir == "" {
 				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
 			}
-			store, err := auth.Open(dataDir)
+			store, err := auth.OpenReadOnly(dataDir)
 			if err != nil {
 				return err
 			}
