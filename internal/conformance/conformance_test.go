@@ -134,7 +134,7 @@ func (r received) num(field string) float64 {
 }
 
 // open reads and checks a message from the orchestrator as an agent or
-// client must (§8): binary mode, signed by the orchestrator's pinned key
+// client must (§6): binary mode, signed by the orchestrator's pinned key
 // under its source, fresh, and a body that matches its schema.
 func (w *world) open(msg *nats.Msg) received {
 	w.t.Helper()
@@ -178,7 +178,7 @@ func (w *world) next(p *party, subject, wantType string) received {
 	panic("unreachable")
 }
 
-// request sends a request (§5) and opens the answer.
+// request sends a request (§9) and opens the answer.
 func (w *world) request(p *party, msg *nats.Msg) received {
 	w.t.Helper()
 	reply, err := p.nc.RequestMsg(msg, 10*time.Second)

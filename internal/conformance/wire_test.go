@@ -1,7 +1,7 @@
 package conformance_test
 
 // The wire, as docs/protocol.md describes it, implemented from scratch:
-// creds (§1), percent-encoding (§6), signing (§7) and verification (§8).
+// creds (§1), percent-encoding (§4), signing (§5) and verification (§6).
 // Nothing here imports the project's packages.
 
 import (
@@ -150,7 +150,7 @@ func percentDecode(s string) (string, error) {
 	return string(b), nil
 }
 
-// canonicalTime is the form of time that is sent and hashed (§7 step 4).
+// canonicalTime is the form of time that is sent and hashed (§5 step 4).
 func canonicalTime(s string) string {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -163,7 +163,7 @@ const payloadType = "https://cloudevents.io/verifiability/dsse/v0.1"
 
 func sha(b []byte) []byte { d := sha256.Sum256(b); return d[:] }
 
-// material is the verification material (§7 steps 4 and 5).
+// material is the verification material (§5 steps 4 and 5).
 func material(attrs, exts map[string]string, signed []string, data []byte) []byte {
 	var seq []byte
 	for _, a := range []string{"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject"} {
@@ -182,7 +182,7 @@ func pae(m []byte) []byte {
 	return append([]byte(fmt.Sprintf("DSSEv1 %d %s %d ", len(payloadType), payloadType, len(m))), m...)
 }
 
-// sign returns signedextattrs and dssematerial for an event (§7).
+// sign returns signedextattrs and dssematerial for an event (§5).
 func sign(id identity, attrs, exts map[string]string, data []byte) (string, string) {
 	var names []string
 	for name := range exts {
@@ -218,7 +218,7 @@ func newEvent(id identity, typ, data string, exts map[string]string) event {
 	}
 }
 
-// binary signs e and puts it on a binary-mode message for subject (§6).
+// binary signs e and puts it on a binary-mode message for subject (§4).
 func (e event) binary(id identity, subject string) *nats.Msg {
 	signed, dsse := sign(id, e.attrs, e.exts, e.data)
 	msg := nats.NewMsg(subject)
@@ -295,7 +295,7 @@ func readBinary(t *testing.T, msg *nats.Msg) event {
 }
 
 // verify checks e's signature with the one key trusted for its source
-// (§8), and its freshness; it returns why not, or "".
+// (§6), and its freshness; it returns why not, or "".
 func verify(e event, trustedKeyID string, now time.Time) string {
 	raw, err := base64.StdEncoding.DecodeString(e.exts["dssematerial"])
 	if err != nil {
@@ -384,7 +384,7 @@ func loadSchemas(t *testing.T) schemas {
 }
 
 // schemaOf names the body of an event the orchestrator sends (the event
-// table of docs/protocol.md §4).
+// table of docs/protocol.md §10).
 func schemaOf(subject, typ string) string {
 	verb := strings.TrimSuffix(strings.TrimPrefix(typ, "io.equilateral."), ".v1")
 	switch {
