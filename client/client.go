@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -88,13 +87,13 @@ func (c *Client) call(ctx context.Context, subject, typ, want string, req, out a
 	}
 	switch reply.Type() {
 	case want:
-		if err := json.Unmarshal(reply.Data(), out); err != nil {
+		if err := protocol.Decode(reply.Data(), out); err != nil {
 			return fmt.Errorf("client: unreadable reply: %w", err)
 		}
 		return nil
 	case protocol.TypeTaskRefused:
 		var r protocol.Refused
-		if err := json.Unmarshal(reply.Data(), &r); err != nil {
+		if err := protocol.Decode(reply.Data(), &r); err != nil {
 			return fmt.Errorf("client: unreadable refusal: %w", err)
 		}
 		return &RefusedError{r}
@@ -150,12 +149,12 @@ func (c *Client) Watch(ctx context.Context, taskID string, each func(Update)) (p
 		switch m.Event.Type() {
 		case protocol.TypeTaskProgress, protocol.TypeTaskPartial:
 			var r protocol.Report
-			if json.Unmarshal(m.Event.Data(), &r) == nil {
+			if protocol.Decode(m.Event.Data(), &r) == nil {
 				u.Report = &r
 			}
 		default:
 			var v protocol.TaskView
-			if json.Unmarshal(m.Event.Data(), &v) == nil {
+			if protocol.Decode(m.Event.Data(), &v) == nil {
 				u.View = &v
 			}
 		}
