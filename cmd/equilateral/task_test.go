@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +35,7 @@ func connectAs(t *testing.T, url, dataDir, tenant, name string) (nc *nats.Conn, 
 func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
 	t.Helper()
 	nc, creds := connectAs(t, url, dataDir, tenant, name)
-	store, err := auth.Open(dataDir)
+	store, err := auth.OpenReadOnly(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,8 @@ func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
 // startTaskStack runs, with the binary, a server and an orchestrator for
 // tenant acme with a client "client" and an echo agent "coder" (code); the
 // orchestrator exports no spans whatever the test's environment says.
-func startTaskStack(t *testing.T) (dir, url string) {
+// prepare, if given, runs on the data dir before the orchestrator starts.
+func startTaskStack(t *testing.T, prepare ...func(dir string)) (dir, url string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "eq")
 	run(t, "init", "--data-dir", dir).ok(t)
@@ -57,6 +59,9 @@ func startTaskStack(t *testing.T) (dir, url string) {
 	admin("tenant", "create", "acme", "--server", url)
 	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code")
 	admin("client", "create", "client", "--tenant", "acme")
+	for _, p := range prepare {
+		p(dir)
+	}
 
 	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
 	for _, kv := range os.Environ() {
@@ -70,6 +75,42 @@ func startTaskStack(t *testing.T) (dir, url string) {
 	t.Cleanup(func() { orch.Process.Kill(); orch.Wait() })
 	echoAgent(t, url, dir, "acme", "coder", "code")
 	return dir, url
+}
+
+// TestOrchestratorCommandNeedsNoSeeds: with every signing seed and the
+// system admin's creds gone from the data dir, `equilateral orchestrator`
+// still serves the tenant.
+func TestOrchestratorCommandNeedsNoSeeds(t *testing.T) {
+	var removed int
+	dir, url := startTaskStack(t, func(dir string) {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".nk") || strings.HasSuffix(path, "admin.creds")) {
+				if os.Remove(path) == nil {
+					removed++
+				}
+			}
+			return nil
+		})
+	})
+	if removed < 3 {
+		t.Fatalf("removed %d seed files; the data dir layout changed", removed)
+	}
+	if _, err := auth.Open(dir); err == nil {
+		t.Fatal("the full store still opens: the seeds were not removed")
+	}
+	creds := filepath.Join(dir, "creds", "acme", "client.creds")
+	var res result
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res = run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `"hi"`, "--wait", "--timeout", "10s")
+		if res.code == 0 || time.Now().After(deadline) || !strings.Contains(res.stderr, "no orchestrator") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res.code != 0 || strings.TrimSpace(res.stdout) != `{"echo":"hi"}` {
+		t.Fatalf("submit --wait: exit %d\nstdout %s\nstderr %s", res.code, res.stdout, res.stderr)
+	}
 }
 
 func TestCLITasks(t *testing.T) {
