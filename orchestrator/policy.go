@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/equilateral-agents/equilateral/internal/yamlerr"
 )
 
 // RetryPolicy says how a capability's tasks are retried and bounded.
@@ -175,7 +175,7 @@ func ParsePolicy(raw []byte, name string) (*PolicyFile, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty policy file", name)
 		}
-		return nil, yamlErrors(name, err)
+		return nil, yamlerr.Wrap(name, err)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
@@ -185,71 +185,6 @@ func ParsePolicy(raw []byte, name string) (*PolicyFile, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &p, nil
-}
-
-var (
-	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type .+$`)
-	yamlWrongType    = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
-)
-
-// yamlErrors words the YAML decoder's errors for whoever wrote the file:
-// its name and the line, never a Go type name.
-func yamlErrors(name string, err error) error {
-	var typeErr *yaml.TypeError
-	if !errors.As(err, &typeErr) {
-		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var errs []error
-	for _, e := range typeErr.Errors {
-		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
-			errs = append(errs, fmt.Errorf("%s: line %s: unknown field %q", name, m[1], m[2]))
-		} else if m := yamlWrongType.FindStringSubmatch(e); m != nil {
-			errs = append(errs, fmt.Errorf("%s: line %s: want %s, got %s", name, m[1], goKind(m[4]), yamlValue(m[2], m[3])))
-		} else {
-			line, _, _ := strings.Cut(e, ":")
-			errs = append(errs, fmt.Errorf("%s: %s: a value of the wrong kind", name, line))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// yamlValue describes a YAML value by its tag and text (cut short by the
-// decoder).
-func yamlValue(tag, text string) string {
-	switch {
-	case tag == "!!str":
-		return fmt.Sprintf("the string %q", text)
-	case text != "":
-		return text
-	case tag == "!!map":
-		return "a mapping"
-	case tag == "!!seq":
-		return "a list"
-	}
-	return "a value tagged " + tag
-}
-
-// goKind names the Go type a YAML value was to be decoded into, as YAML
-// would.
-func goKind(typ string) string {
-	typ = strings.TrimLeft(typ, "*")
-	switch {
-	case typ == "time.Duration":
-		return "a duration such as 500ms or 2m"
-	case strings.HasPrefix(typ, "[]"):
-		return "a list"
-	case strings.HasPrefix(typ, "map["), strings.Contains(typ, "."): // a struct of this package
-		return "a mapping"
-	case strings.HasPrefix(typ, "int"), strings.HasPrefix(typ, "uint"):
-		return "a whole number"
-	case strings.HasPrefix(typ, "float"):
-		return "a number"
-	case typ == "bool":
-		return "true or false"
-	case typ == "string":
-		return "a string"
-	}
-	return "another kind of value"
 }
 
 // forTenant returns the policy of one tenant.

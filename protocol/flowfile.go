@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/equilateral-agents/equilateral/internal/yamlerr"
 )
 
 // ParseFlow reads a flow file (YAML, see examples/flows/plan-code-review.yaml)
@@ -24,7 +25,7 @@ func ParseFlow(raw []byte, name string) (*Flow, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty flow file", name)
 		}
-		return nil, flowYAMLErrors(name, err)
+		return nil, yamlerr.Wrap(name, err)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
@@ -43,7 +44,7 @@ func ParseFlow(raw []byte, name string) (*Flow, error) {
 			// a timeout that checkFlowTimeouts could not see (merged in).
 			return nil, fmt.Errorf("%s: a step's %s", name, badTimeout)
 		}
-		return nil, flowYAMLErrors(name, err)
+		return nil, yamlerr.Wrap(name, err)
 	}
 	if err := ValidateFlow(&flow); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -96,57 +97,4 @@ func flowAlias(n *yaml.Node) *yaml.Node {
 		n = n.Alias
 	}
 	return n
-}
-
-var (
-	flowUnknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type .+$`)
-	flowWrongType    = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
-)
-
-// flowYAMLErrors words the YAML decoder's errors for whoever wrote the
-// file: its name and the line, never a Go type name.
-func flowYAMLErrors(name string, err error) error {
-	var typeErr *yaml.TypeError
-	if !errors.As(err, &typeErr) {
-		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var errs []error
-	for _, e := range typeErr.Errors {
-		if m := flowUnknownField.FindStringSubmatch(e); m != nil {
-			errs = append(errs, fmt.Errorf("%s: line %s: unknown field %q", name, m[1], m[2]))
-		} else if m := flowWrongType.FindStringSubmatch(e); m != nil {
-			errs = append(errs, fmt.Errorf("%s: line %s: want %s, got %s", name, m[1], flowKind(m[4]), flowYAMLValue(m[2], m[3])))
-		} else {
-			line, _, _ := strings.Cut(e, ":")
-			errs = append(errs, fmt.Errorf("%s: %s: a value of the wrong kind", name, line))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// flowYAMLValue describes a YAML value by its tag and text (cut short by the
-// decoder).
-func flowYAMLValue(tag, text string) string {
-	switch {
-	case tag == "!!str":
-		return fmt.Sprintf("the string %q", text)
-	case text != "":
-		return text
-	case tag == "!!map":
-		return "a mapping"
-	case tag == "!!seq":
-		return "a list"
-	}
-	return "a value tagged " + tag
-}
-
-// flowKind names the Go type of a Flow field as YAML would.
-func flowKind(typ string) string {
-	switch {
-	case typ == "string":
-		return "a string"
-	case strings.HasPrefix(typ, "[]"):
-		return "a list"
-	}
-	return "a mapping" // Flow, FlowStep
 }
