@@ -106,7 +106,7 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("reconnected") }),
 	}, cfg.natsOptions...)
-	nc, err := connect(ctx, url, natsOpts)
+	nc, err := bus.Dial(ctx, url, natsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("agents: connect to %s as %s: %w", url, a.name, err)
 	}
@@ -118,29 +118,6 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent
 	return a, nil
 }
 
-// connect dials in the background so ctx can bound the dial.
-func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
-	type result struct {
-		nc  *nats.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		nc, err := nats.Connect(url, opts...)
-		done <- result{nc, err}
-	}()
-	select {
-	case r := <-done:
-		return r.nc, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.nc != nil {
-				r.nc.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
-}
 
 func (a *Agent) setUpBus(credsFile string) error {
 	signer, err := bus.SignerFromCreds(credsFile)

@@ -41,7 +41,7 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 	if keys == nil {
 		keys = bus.NewSourceKeys(protocol.Source(id.Tenant, auth.OrchestratorName))
 	}
-	nc, err := dial(ctx, url,
+	nc, err := bus.Dial(ctx, url,
 		nats.UserCredentials(credsFile),
 		nats.Name("equilateral-client/"+id.Name),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(id.Name)),
@@ -59,32 +59,6 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 	return c, nil
 }
 
-// dial connects in the background so that ctx can bound it.
-func dial(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	type result struct {
-		nc  *nats.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		nc, err := nats.Connect(url, opts...)
-		done <- result{nc, err}
-	}()
-	select {
-	case r := <-done:
-		return r.nc, r.err
-	case <-ctx.Done():
-		go func() { // a dial that succeeds too late is closed
-			if r := <-done; r.nc != nil {
-				r.nc.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
-}
 
 // Close closes the connection Connect made; a Client made with New leaves
 // its connection to the caller. It may be called more than once.

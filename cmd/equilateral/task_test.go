@@ -77,6 +77,24 @@ func startTaskStack(t *testing.T, prepare ...func(dir string)) (dir, url string)
 	return dir, url
 }
 
+// submitHi submits "hi" to the echo agent and waits for its answer,
+// retrying while the orchestrator is still starting.
+func submitHi(t *testing.T, url, creds string) {
+	t.Helper()
+	var res result
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res = run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `"hi"`, "--wait", "--timeout", "10s")
+		if res.code == 0 || time.Now().After(deadline) || !strings.Contains(res.stderr, "no orchestrator") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res.code != 0 || strings.TrimSpace(res.stdout) != `{"echo":"hi"}` {
+		t.Fatalf("submit --wait: exit %d\nstdout %s\nstderr %s", res.code, res.stdout, res.stderr)
+	}
+}
+
 // TestOrchestratorCommandNeedsNoSeeds: with every signing seed and the
 // system admin's creds gone from the data dir, `equilateral orchestrator`
 // still serves the tenant.
@@ -99,37 +117,14 @@ func TestOrchestratorCommandNeedsNoSeeds(t *testing.T) {
 		t.Fatal("the full store still opens: the seeds were not removed")
 	}
 	creds := filepath.Join(dir, "creds", "acme", "client.creds")
-	var res result
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res = run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `"hi"`, "--wait", "--timeout", "10s")
-		if res.code == 0 || time.Now().After(deadline) || !strings.Contains(res.stderr, "no orchestrator") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if res.code != 0 || strings.TrimSpace(res.stdout) != `{"echo":"hi"}` {
-		t.Fatalf("submit --wait: exit %d\nstdout %s\nstderr %s", res.code, res.stdout, res.stderr)
-	}
+	submitHi(t, url, creds)
 }
 
 func TestCLITasks(t *testing.T) {
 	dir, url := startTaskStack(t)
 
 	creds := filepath.Join(dir, "creds", "acme", "client.creds")
-	var res result
-	// The orchestrator may still be starting: retry until it answers.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res = run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `"hi"`, "--wait", "--timeout", "10s")
-		if res.code == 0 || time.Now().After(deadline) || !strings.Contains(res.stderr, "no orchestrator") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if res.code != 0 || strings.TrimSpace(res.stdout) != `{"echo":"hi"}` {
-		t.Fatalf("submit --wait: exit %d\nstdout %s\nstderr %s", res.code, res.stdout, res.stderr)
-	}
+	submitHi(t, url, creds)
 
 	// Without --wait: the id, then get and list find it.
 	id := strings.TrimSpace(run(t, "task", "submit", "--creds", creds, "--server", url, "--capability", "code", "--data", `{"n":1}`).ok(t).stdout)
