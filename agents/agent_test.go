@@ -342,3 +342,19 @@ func TestDrainDoesNotWaitForAStuckHandler(t *testing.T) {
 		t.Fatalf("Run after drain = %v", err)
 	}
 }
+
+// TestTaskWithoutInputRuns: a submit that leaves input out is dispatched
+// with input null, which the SDK reads like any other input.
+func TestTaskWithoutInputRuns(t *testing.T) {
+	h := newHarness(t)
+	h.agent(h.env.Agent(t, "acme", "echoer", "echo"), map[string]agents.HandlerFunc{"echo": echo})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	acc, err := h.client.Submit(ctx, protocol.SubmitRequest{Capability: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h.watch(acc.TaskID); v.State != protocol.StateCompleted || string(v.Output) != `{"echo":null}` {
+		t.Fatalf("task ended %s with %s (%s)", v.State, v.Output, v.Error)
+	}
+}

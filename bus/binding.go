@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -22,6 +23,18 @@ const (
 	structuredJSONType   = "application/cloudevents+json"
 	structuredTypePrefix = "application/cloudevents"
 )
+
+// isJSONContent reports whether the JSON event format carries data of
+// this datacontenttype as a JSON value (rather than a string): the media
+// types sdk-go's reader takes as JSON, parameters ignored.
+func isJSONContent(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	switch strings.ToLower(strings.TrimSpace(mt)) {
+	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
+		return true
+	}
+	return false
+}
 
 // DefaultMaxEventSize bounds an encoded event (headers and body): NATS's
 // default max payload.
@@ -58,9 +71,23 @@ func EncodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 }
 
 // EncodeStructured renders e in structured mode (JSON event format). sdk-go
-// writes "time" in canonicalTime's form too (TestTimeOnTheWire).
+// writes "time" in canonicalTime's form too (TestTimeOnTheWire). JSON data
+// is written byte for byte as signed, never re-encoded: encoding/json would
+// compact it and escape <, > and &, and the signature covers the bytes.
 func EncodeStructured(subject string, e *event.Event) (*nats.Msg, error) {
-	body, err := json.Marshal(e)
+	var body []byte
+	var err error
+	if data := e.Data(); len(data) > 0 && isJSONContent(e.DataContentType()) && json.Valid(data) {
+		bare := e.Clone()
+		bare.DataEncoded = nil
+		body, err = json.Marshal(bare)
+		if err == nil {
+			body = append(body[:len(body)-1], `,"data":`...)
+			body = append(append(body, data...), '}')
+		}
+	} else {
+		body, err = json.Marshal(e)
+	}
 	if err != nil {
 		return nil, malformed("%v", err)
 	}
@@ -93,6 +120,11 @@ func decodeStructured(body []byte) (_ *event.Event, err error) {
 	e := event.New()
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, malformed("structured event: %v", sanitize(err.Error()))
+	}
+	if isJSONContent(e.DataContentType()) && !e.DataBase64 {
+		// sdk-go keeps the whitespace between "data": and the value; it is
+		// not part of the value, so it is not part of the signed data.
+		e.DataEncoded = bytes.TrimSpace(e.DataEncoded)
 	}
 	// The same rules as binary mode: sdk-go's reader validates nothing.
 	if e.SpecVersion() != event.CloudEventsVersionV1 {

@@ -13,7 +13,8 @@ import (
 
 // Decode reads a wire body strictly: the data must be one JSON value of
 // v's shape, with no member v does not declare, every required member
-// present and not null (see Field), and every value of the declared type.
+// present and (unless it holds any JSON value) not null (see Field), and
+// every value of the declared type.
 // Its errors name the field and are safe to send back to the sender.
 func Decode(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -139,7 +140,7 @@ func checkMembers(t reflect.Type, data []byte, path string) error {
 		}
 		for _, f := range fields {
 			raw, present := members[f.Name]
-			if !present || string(raw) == "null" {
+			if !present || (string(raw) == "null" && !anyJSON(f.Type)) {
 				if f.Required {
 					return &DecodeError{Field: join(path, f.Name), Msg: "required but missing or null"}
 				}
@@ -164,6 +165,11 @@ func checkMembers(t reflect.Type, data []byte, path string) error {
 		}
 	}
 	return nil
+}
+
+// anyJSON is a member that holds any JSON value, where null is a value.
+func anyJSON(t reflect.Type) bool {
+	return t == reflect.TypeFor[json.RawMessage]() || t.Kind() == reflect.Interface
 }
 
 func join(path, name string) string {

@@ -9,7 +9,8 @@ import (
 // Field is one JSON member of a wire body, as its Go struct declares it.
 // The rule is the same for decoding and for the published JSON Schemas: a
 // field tagged omitempty or omitzero is optional; every other field is
-// required, and a body may hold no member that is not a field.
+// required (present, and not null unless it holds any JSON value), and a
+// body may hold no member that is not a field.
 type Field struct {
 	Name     string
 	Required bool

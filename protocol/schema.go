@@ -16,7 +16,8 @@ import (
 // JSON Schemas (draft 2020-12) of every wire body, generated from the Go
 // types by the rule Decode enforces (see Field): a member tagged omitempty
 // or omitzero is optional, every other member is required and may not be
-// null, and no other member is allowed. The generated files are embedded
+// null (except a member of any JSON value, where null is a value), and no
+// other member is allowed. The generated files are embedded
 // here and copied to docs/schema/ for readers outside Go; a test fails when
 // either differs from what the types generate.
 //
@@ -140,8 +141,8 @@ func (g *schemaGen) structSchema(t reflect.Type) (object, error) {
 	return append(out, member{"additionalProperties", false}), nil
 }
 
-// valueSchema is the schema of one member's value. A required member of
-// any JSON value still may not be null (Decode refuses null for it).
+// valueSchema is the schema of one member's value. A member of any JSON
+// value may be null: null is a JSON value (required means present).
 func (g *schemaGen) valueSchema(t reflect.Type, required bool) (object, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -152,9 +153,6 @@ func (g *schemaGen) valueSchema(t reflect.Type, required bool) (object, error) {
 	case durationType:
 		return object{{"type", "string"}, {"pattern", DurationPattern}}, nil
 	case rawType, anyType:
-		if required {
-			return object{{"not", object{{"type", "null"}}}}, nil
-		}
 		return object{}, nil
 	case stateType:
 		return enum(States()), nil
