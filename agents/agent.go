@@ -118,7 +118,6 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent
 	return a, nil
 }
 
-
 func (a *Agent) setUpBus(credsFile string) error {
 	signer, err := bus.SignerFromCreds(credsFile)
 	if err != nil {
