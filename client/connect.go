@@ -59,7 +59,6 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 	return c, nil
 }
 
-
 // Close closes the connection Connect made; a Client made with New leaves
 // its connection to the caller. It may be called more than once.
 func (c *Client) Close() error {
