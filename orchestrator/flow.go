@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -34,6 +35,9 @@ const flowRecheck = time.Second
 // [a-z0-9][a-z0-9_-]* and ids from protocol.NewID are [a-z2-7]: neither
 // holds '=', so a derived id names exactly one thing.
 const derivedSep = "="
+
+// derived reports whether id is a flow step's or a gate's.
+func derived(id string) bool { return strings.Contains(id, derivedSep) }
 
 // flowStepID derives a step's task id: <flow>=step=<name>.
 func flowStepID(flowID, step string) string { return flowID + derivedSep + "step" + derivedSep + step }
@@ -127,17 +131,18 @@ func (fl *flows) startFlowStep(ctx context.Context, flow *Task, step protocol.Fl
 	span.SetAttributes(attribute.String("equilateral.flow.step", step.Name))
 	span.End()
 	child := &Task{
-		ID:            flowStepID(flow.ID, step.Name),
-		Capability:    step.Capability,
-		Input:         input,
-		Submitter:     flow.Submitter,
-		Parent:        flow.ID,
-		TraceParent:   telemetry.TraceParent(stepCtx),
-		MaxAttempts:   max(policy.MaxAttempts, 1),
-		NextAttemptAt: now,
-		Deadline:      deadline,
-		CreatedAt:     now,
-		UpdatedAt:     now,
+		ID:               flowStepID(flow.ID, step.Name),
+		Capability:       step.Capability,
+		Input:            input,
+		Submitter:        flow.Submitter,
+		SubmitterIsAgent: flow.SubmitterIsAgent,
+		Parent:           flow.ID,
+		TraceParent:      telemetry.TraceParent(stepCtx),
+		MaxAttempts:      max(policy.MaxAttempts, 1),
+		NextAttemptAt:    now,
+		Deadline:         deadline,
+		CreatedAt:        now,
+		UpdatedAt:        now,
 	}
 	if err := transition(child, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
 		return

@@ -105,18 +105,19 @@ func (fl *flows) startGate(ctx context.Context, task *Task) {
 	now := time.Now().UTC()
 	policy := fl.retryPolicy(gate)
 	child := &Task{
-		ID:            task.GateTask,
-		Capability:    gate,
-		Input:         input,
-		Submitter:     task.Submitter,
-		Parent:        task.ID,
-		TraceParent:   telemetry.TraceParent(gateCtx),
-		MaxAttempts:   max(policy.MaxAttempts, 1),
-		NextAttemptAt: now,
-		Deadline:      task.Deadline,
-		CreatedAt:     now,
-		UpdatedAt:     now,
-		IsGate:        true,
+		ID:               task.GateTask,
+		Capability:       gate,
+		Input:            input,
+		Submitter:        task.Submitter,
+		SubmitterIsAgent: task.SubmitterIsAgent,
+		Parent:           task.ID,
+		TraceParent:      telemetry.TraceParent(gateCtx),
+		MaxAttempts:      max(policy.MaxAttempts, 1),
+		NextAttemptAt:    now,
+		Deadline:         task.Deadline,
+		CreatedAt:        now,
+		UpdatedAt:        now,
+		IsGate:           true,
 	}
 	if err := transition(child, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
 		return

@@ -237,7 +237,9 @@ func (fl *flows) childFinished(ctx context.Context, child *Task) {
 // eq.ctl.<agent>.subtask.
 func (l *lifecycle) notify(ctx context.Context, task *Task) {
 	if task.SubmitterIsAgent {
-		if task.State.Final() && !task.IsGate {
+		// An agent hears of its own subtasks' ends, not of the steps and
+		// gates the orchestrator derives from them.
+		if task.State.Final() && !derived(task.ID) {
 			l.publish(ctx, protocol.ControlSubtask(task.Submitter), protocol.TypeSubtaskFinished, task.ID, task.view())
 		}
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
@@ -78,6 +79,10 @@ func (op *operations) handleList(ctx context.Context, m *bus.Message) {
 			op.admission.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
 			return
 		}
+	}
+	if req.State != "" && !slices.Contains(protocol.States(), req.State) {
+		op.admission.refuse(ctx, m, protocol.ReasonMalformed, fmt.Sprintf("field state: %q is not a task state", clip(string(req.State))))
+		return
 	}
 	limit := req.Limit
 	switch {

@@ -62,6 +62,8 @@ func TestRefusedReportsReachTheAgent(t *testing.T) {
 			protocol.ReasonMalformed, "field attempt: want an integer", d.TaskID},
 		{"attempt that is over", report(protocol.ReportCompleted, protocol.Report{TaskID: d.TaskID, Attempt: 7, Output: json.RawMessage(`1`)}),
 			protocol.ReasonStale, "attempt 7 is over", d.TaskID},
+		{"instance not a token", report(protocol.ReportRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt, Instance: "a.b"}),
+			protocol.ReasonMalformed, "field instance", d.TaskID},
 		{"no such task", report(protocol.ReportCompleted, protocol.Report{TaskID: "nope", Attempt: 1}),
 			protocol.ReasonNotFound, "no such task", "nope"},
 		{"interval as a number", report(protocol.HeartbeatKind, map[string]any{"agent": "worker", "instance": "i1", "status": "up",

@@ -38,6 +38,10 @@ func (rep *reports) handleReport(ctx context.Context, m *bus.Message, agent, kin
 		rep.admission.refuseReport(ctx, m, r, protocol.ReasonMalformed, "fields task_id and attempt: want the task_id and attempt (1 or more) of the dispatch")
 		return
 	}
+	if r.Instance != "" && !validInstance(r.Instance) {
+		rep.admission.refuseReport(ctx, m, r, protocol.ReasonMalformed, "field instance: want 1 to 64 of [A-Za-z0-9_-]")
+		return
+	}
 	rep.annotate(ctx, telemetry.AttrTaskID.String(r.TaskID), telemetry.AttrAttempt.Int(r.Attempt))
 	switch kind {
 	case protocol.ReportProgress, protocol.ReportPartial:

@@ -234,6 +234,9 @@ func TestListingIsPagedAndMetered(t *testing.T) {
 		t.Fatalf("paged walk gave %d tasks, want the %d submitted, newest first", len(walked), len(ids))
 	}
 	refusedWith(t, victim.request(protocol.TasksList, protocol.TypeTaskList, protocol.ListRequest{Limit: protocol.MaxListPage + 1}), "malformed")
+	if r := refusedWith(t, victim.request(protocol.TasksList, protocol.TypeTaskList, protocol.ListRequest{State: "bogus"}), "malformed"); !strings.Contains(r.Message, "field state") {
+		t.Fatalf("a list of state bogus: %s", r.Message)
+	}
 	h.auditVerifies("acme")
 	h.otherTenantServed()
 }

@@ -47,7 +47,7 @@ type Heartbeat struct {
 	StartedAt     time.Time `json:"started_at"`
 	Interval      Duration  `json:"interval"`
 	// LastSeen is set by the orchestrator when it records the heartbeat.
-	LastSeen time.Time `json:"last_seen,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 // TypeTaskReleased is an agent handing an attempt back unfinished (it is

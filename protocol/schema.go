@@ -321,7 +321,6 @@ var fieldDocs = map[string]string{
 	"TaskView.updated_at":           "When its record last changed.",
 	"TaskView.deadline":             "When the whole task times out.",
 	"TaskView.subtasks":             "The ids of its subtasks, flow steps and gate task.",
-	"TaskView.progress":             "Reserved: never set (progress is forwarded as events, not stored).",
 	"TaskView.trace_id":             "The W3C trace id of the task's flow, to look it up in Jaeger; left out when the submit was not traced.",
 	"Listing.tasks":                 "The page's tasks, newest first (an empty array when none).",
 	"Listing.next":                  "Present when more tasks follow: send it as after for the next page.",

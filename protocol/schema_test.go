@@ -292,12 +292,12 @@ func TestEveryEventTypeIsRegistered(t *testing.T) {
 			}
 		}
 	}
-	unsent := map[string]bool{protocol.TypeTaskCancelFailed: true}
+	unsent := map[string]bool{}
 	for _, typ := range []string{
 		protocol.TypeTaskSubmit, protocol.TypeTaskGet, protocol.TypeTaskList, protocol.TypeTaskCancel,
 		protocol.TypeTaskAccepted, protocol.TypeTaskRefused, protocol.TypeTaskView, protocol.TypeTaskListing,
 		protocol.TypeControlCancel, protocol.TypeReportRefused, protocol.TypeAuditDecision, protocol.TypeSubtaskFinished,
-		protocol.TypeAgentHeartbeat, protocol.TypeTaskPartial, protocol.TypeTaskCancelFailed,
+		protocol.TypeAgentHeartbeat, protocol.TypeTaskPartial,
 		protocol.TypeTaskSubmitted, protocol.TypeTaskDispatched, protocol.TypeTaskRunning, protocol.TypeTaskProgress,
 		protocol.TypeTaskCompleted, protocol.TypeTaskFailed, protocol.TypeTaskTimedOut, protocol.TypeTaskCancelled,
 		protocol.TypeTaskDeadLettered, protocol.TypeTaskReleased,

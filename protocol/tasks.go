@@ -52,21 +52,20 @@ const (
 
 // Event types of requests and replies.
 var (
-	TypeTaskSubmit       = EventType("task", "submit")
-	TypeTaskGet          = EventType("task", "get")
-	TypeTaskList         = EventType("task", "list")
-	TypeTaskCancel       = EventType("task", "cancel")
-	TypeTaskAccepted     = EventType("task", "accepted")
-	TypeTaskRefused      = EventType("task", "refused")
-	TypeTaskView         = EventType("task", "view")
-	TypeTaskListing      = EventType("task", "listing")
-	TypeControlCancel    = EventType("control", "cancel")
-	TypeReportRefused    = EventType("report", "refused")
-	TypeAuditDecision    = EventType("audit", "decision")
-	TypeSubtaskFinished  = EventType("subtask", "finished")
-	TypeAgentHeartbeat   = EventType("agent", "heartbeat")
-	TypeTaskPartial      = EventType("task", "partial")
-	TypeTaskCancelFailed = EventType("task", "cancel_failed")
+	TypeTaskSubmit      = EventType("task", "submit")
+	TypeTaskGet         = EventType("task", "get")
+	TypeTaskList        = EventType("task", "list")
+	TypeTaskCancel      = EventType("task", "cancel")
+	TypeTaskAccepted    = EventType("task", "accepted")
+	TypeTaskRefused     = EventType("task", "refused")
+	TypeTaskView        = EventType("task", "view")
+	TypeTaskListing     = EventType("task", "listing")
+	TypeControlCancel   = EventType("control", "cancel")
+	TypeReportRefused   = EventType("report", "refused")
+	TypeAuditDecision   = EventType("audit", "decision")
+	TypeSubtaskFinished = EventType("subtask", "finished")
+	TypeAgentHeartbeat  = EventType("agent", "heartbeat")
+	TypeTaskPartial     = EventType("task", "partial")
 )
 
 // SubmitRequest is the data of io.equilateral.task.submit.v1.
@@ -174,7 +173,6 @@ type TaskView struct {
 	UpdatedAt  time.Time       `json:"updated_at"`
 	Deadline   time.Time       `json:"deadline"`
 	Subtasks   []string        `json:"subtasks,omitempty"`
-	Progress   []string        `json:"progress,omitempty"`
 	// TraceID is the W3C trace id of the task's flow (empty when the
 	// submit was not traced): look it up in Jaeger.
 	TraceID string `json:"trace_id,omitempty"`
