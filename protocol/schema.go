@@ -304,7 +304,7 @@ var fieldDocs = map[string]string{
 	"Dispatch.parent":               "The parent task of a subtask, a flow step or a gate task.",
 	"Report.task_id":                "The dispatch's task_id.",
 	"Report.attempt":                "The dispatch's attempt, as a JSON integer.",
-	"Report.instance":               "The reporting instance's id (the one its heartbeats carry). The first accepted report of an attempt records it; later reports from another instance are refused forbidden. Leave it out only if every report of the attempt leaves it out.",
+	"Report.instance":               "The reporting instance's id (the one its heartbeats carry), 1 to 64 of [A-Za-z0-9_-]. The first accepted report of an attempt records it; later reports from another instance are refused forbidden. Leave it out only if every report of the attempt leaves it out.",
 	"Report.message":                "Progress text (progress), the error (failed) or why (released). The submitter sees it.",
 	"Report.output":                 "The result (completed) or a partial result (partial), any JSON value. It and the task's input together must fit the server's max payload less 4 KiB, and match the capability's output schema, if any.",
 	"Report.retryable":              "For failed: false if no retry can help (the task fails at once). Left out: true.",
