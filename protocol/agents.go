@@ -53,7 +53,7 @@ type Heartbeat struct {
 // TypeTaskReleased is an agent handing an attempt back unfinished (it is
 // draining or full): the task is dispatched again without spending an
 // attempt. Reported on eq.agent.<agent>.released.
-var TypeTaskReleased = EventType("task", "released")
+const TypeTaskReleased = "io.equilateral.task.released.v1"
 
 // MaxCapabilities bounds the capabilities one heartbeat may list.
 const MaxCapabilities = 64

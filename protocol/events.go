@@ -5,25 +5,23 @@ import (
 	"strings"
 )
 
-// Event types are versioned and namespaced:
-// io.equilateral.<noun>.<verb>.v<major>
+// Event types are versioned and namespaced,
+// io.equilateral.<noun>.<verb>.v<major>, and written out as constants so
+// that each can be found by its value. A body never gains or loses a
+// member within a major version: receivers read bodies strictly.
 const eventTypePrefix = "io.equilateral."
 
-// EventType builds a version-1 event type.
-// io.equilateral.<noun>.<verb>.v1
-func EventType(noun, verb string) string { return eventTypePrefix + noun + "." + verb + ".v1" }
-
 // Task lifecycle event types (PRODUCT.md "Task lifecycle").
-var (
-	TypeTaskSubmitted    = EventType("task", "submitted")
-	TypeTaskDispatched   = EventType("task", "dispatched")
-	TypeTaskRunning      = EventType("task", "running")
-	TypeTaskProgress     = EventType("task", "progress")
-	TypeTaskCompleted    = EventType("task", "completed")
-	TypeTaskFailed       = EventType("task", "failed")
-	TypeTaskTimedOut     = EventType("task", "timed_out")
-	TypeTaskCancelled    = EventType("task", "cancelled")
-	TypeTaskDeadLettered = EventType("task", "dead_lettered")
+const (
+	TypeTaskSubmitted    = "io.equilateral.task.submitted.v1"
+	TypeTaskDispatched   = "io.equilateral.task.dispatched.v1"
+	TypeTaskRunning      = "io.equilateral.task.running.v1"
+	TypeTaskProgress     = "io.equilateral.task.progress.v1"
+	TypeTaskCompleted    = "io.equilateral.task.completed.v1"
+	TypeTaskFailed       = "io.equilateral.task.failed.v1"
+	TypeTaskTimedOut     = "io.equilateral.task.timed_out.v1"
+	TypeTaskCancelled    = "io.equilateral.task.cancelled.v1"
+	TypeTaskDeadLettered = "io.equilateral.task.dead_lettered.v1"
 )
 
 // ValidateEventType checks the io.equilateral.<a>.<b>[...].v<N> shape.

@@ -51,21 +51,21 @@ const (
 )
 
 // Event types of requests and replies.
-var (
-	TypeTaskSubmit      = EventType("task", "submit")
-	TypeTaskGet         = EventType("task", "get")
-	TypeTaskList        = EventType("task", "list")
-	TypeTaskCancel      = EventType("task", "cancel")
-	TypeTaskAccepted    = EventType("task", "accepted")
-	TypeTaskRefused     = EventType("task", "refused")
-	TypeTaskView        = EventType("task", "view")
-	TypeTaskListing     = EventType("task", "listing")
-	TypeControlCancel   = EventType("control", "cancel")
-	TypeReportRefused   = EventType("report", "refused")
-	TypeAuditDecision   = EventType("audit", "decision")
-	TypeSubtaskFinished = EventType("subtask", "finished")
-	TypeAgentHeartbeat  = EventType("agent", "heartbeat")
-	TypeTaskPartial     = EventType("task", "partial")
+const (
+	TypeTaskSubmit      = "io.equilateral.task.submit.v1"
+	TypeTaskGet         = "io.equilateral.task.get.v1"
+	TypeTaskList        = "io.equilateral.task.list.v1"
+	TypeTaskCancel      = "io.equilateral.task.cancel.v1"
+	TypeTaskAccepted    = "io.equilateral.task.accepted.v1"
+	TypeTaskRefused     = "io.equilateral.task.refused.v1"
+	TypeTaskView        = "io.equilateral.task.view.v1"
+	TypeTaskListing     = "io.equilateral.task.listing.v1"
+	TypeControlCancel   = "io.equilateral.control.cancel.v1"
+	TypeReportRefused   = "io.equilateral.report.refused.v1"
+	TypeAuditDecision   = "io.equilateral.audit.decision.v1"
+	TypeSubtaskFinished = "io.equilateral.subtask.finished.v1"
+	TypeAgentHeartbeat  = "io.equilateral.agent.heartbeat.v1"
+	TypeTaskPartial     = "io.equilateral.task.partial.v1"
 )
 
 // SubmitRequest is the data of io.equilateral.task.submit.v1.
