@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -151,7 +152,16 @@ func (a *admission) once(h bus.HandlerFunc) bus.HandlerFunc {
 // firstTime claims m's (source, id) durably; it refuses m and returns
 // false if the claim exists or cannot be made.
 func (a *admission) firstTime(ctx context.Context, m *bus.Message) bool {
-	_, err := a.store.dedupe.Create(ctx, dedupeKey(m.Event.Source(), m.Event.ID()), nil)
+	key := dedupeKey(m.Event.Source(), m.Event.ID())
+	claim := []byte(newID()) // tells our own claim, whose answer was lost, from an earlier one
+	_, retried, err := retrying(ctx, func(ctx context.Context) (uint64, error) {
+		return a.store.dedupe.Create(ctx, key, claim)
+	})
+	if retried && errors.Is(err, jetstream.ErrKeyExists) {
+		if entry, gerr := a.store.dedupe.Get(ctx, key); gerr == nil && bytes.Equal(entry.Value(), claim) {
+			err = nil
+		}
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
 		a.refuse(ctx, m, protocol.ReasonReplay, "this event was received before")

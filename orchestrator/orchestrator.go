@@ -41,6 +41,8 @@ type config struct {
 	auditMaxAge    time.Duration
 	discoverEvery  time.Duration
 	tick           time.Duration
+	// replicas of every stream and bucket; 0 chooses by the cluster.
+	replicas int
 }
 
 // Option configures an Orchestrator.
@@ -84,6 +86,11 @@ func WithPolicies(p *PolicyFile) Option {
 // (default 7 days).
 func WithResultTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.resultTTL = d }) }
 
+// WithReplicas sets how many copies of its streams and buckets each
+// tenant keeps (1 to 5). By default: 3 on a cluster of three servers or
+// more, 1 otherwise (see clusterReplicas).
+func WithReplicas(n int) Option { return optionFunc(func(c *config) { c.replicas = n }) }
+
 // WithTick sets how often deadlines and retries are checked (default 50ms).
 func WithTick(d time.Duration) Option { return optionFunc(func(c *config) { c.tick = d }) }
 
@@ -107,6 +114,9 @@ func New(url string, identities Identities, opts ...Option) (*Orchestrator, erro
 	}
 	if err := cfg.tenantPolicies.Check(); err != nil {
 		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+	if cfg.replicas < 0 || cfg.replicas > 5 {
+		return nil, fmt.Errorf("orchestrator: replicas %d: want 1 to 5 (or 0 to choose by the cluster)", cfg.replicas)
 	}
 	if cfg.tracerProvider == nil {
 		cfg.tracerProvider = otel.GetTracerProvider()

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -180,7 +181,15 @@ func (s *taskStore) create(ctx context.Context, t *Task) error {
 	if err != nil {
 		return err
 	}
-	rev, err := s.tasks.Create(ctx, t.ID, data)
+	rev, retried, err := retrying(ctx, func(ctx context.Context) (uint64, error) {
+		return s.tasks.Create(ctx, t.ID, data)
+	})
+	if retried && errors.Is(err, jetstream.ErrKeyExists) {
+		// An attempt whose answer was lost may have stored it.
+		if entry, gerr := s.tasks.Get(ctx, t.ID); gerr == nil && bytes.Equal(entry.Value(), data) {
+			rev, err = entry.Revision(), nil
+		}
+	}
 	if err == nil {
 		s.remember(t.ID, data, rev, t.State.Final())
 	}
@@ -189,18 +198,26 @@ func (s *taskStore) create(ctx context.Context, t *Task) error {
 
 // get returns a task and its revision.
 func (s *taskStore) get(ctx context.Context, id string) (*Task, uint64, error) {
-	entry, err := s.tasks.Get(ctx, id)
+	t, rev, _, err := s.getRaw(ctx, id)
+	return t, rev, err
+}
+
+// getRaw returns a task, its revision and its stored bytes.
+func (s *taskStore) getRaw(ctx context.Context, id string) (*Task, uint64, []byte, error) {
+	entry, _, err := retrying(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+		return s.tasks.Get(ctx, id)
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, errNotFound
+		return nil, 0, nil, errNotFound
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	var t Task
 	if err := json.Unmarshal(entry.Value(), &t); err != nil {
-		return nil, 0, fmt.Errorf("orchestrator: task %s is corrupt: %w", id, err)
+		return nil, 0, nil, fmt.Errorf("orchestrator: task %s is corrupt: %w", id, err)
 	}
-	return &t, entry.Revision(), nil
+	return &t, entry.Revision(), entry.Value(), nil
 }
 
 // update applies change to the current task and writes it with a
@@ -208,6 +225,9 @@ func (s *taskStore) get(ctx context.Context, id string) (*Task, uint64, error) {
 // to leave the task alone. It returns the task as written.
 func (s *taskStore) update(ctx context.Context, id string, change func(*Task) error) (*Task, error) {
 	useCache := true
+	// written is what an attempt whose answer was lost may have stored:
+	// finding it stored is that write's success, not a change to redo.
+	var written []byte
 	for {
 		t, rev, ok := (*Task)(nil), uint64(0), false
 		if useCache {
@@ -215,9 +235,14 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 		}
 		if !ok {
 			var err error
-			t, rev, err = s.get(ctx, id)
+			var raw []byte
+			t, rev, raw, err = s.getRaw(ctx, id)
 			if err != nil {
 				return nil, err
+			}
+			if written != nil && bytes.Equal(raw, written) {
+				s.remember(id, raw, rev, t.State.Final())
+				return t, nil
 			}
 		}
 		before := *t
@@ -235,7 +260,12 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 		if err != nil {
 			return nil, err
 		}
-		newRev, err := s.tasks.Update(ctx, id, data, rev)
+		newRev, retried, err := retrying(ctx, func(ctx context.Context) (uint64, error) {
+			return s.tasks.Update(ctx, id, data, rev)
+		})
+		if retried {
+			written = data
+		}
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			s.forget(id)
 			useCache = false
@@ -253,16 +283,23 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 // to another task, which it returns.
 func (s *taskStore) claimIdempotency(ctx context.Context, submitter, key, taskID string) (existing string, err error) {
 	k := idempotencyKey(submitter, key)
-	_, err = s.idem.Create(ctx, k, []byte(taskID))
+	_, _, err = retrying(ctx, func(ctx context.Context) (uint64, error) {
+		return s.idem.Create(ctx, k, []byte(taskID))
+	})
 	if err == nil {
 		return "", nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return "", err
 	}
-	entry, err := s.idem.Get(ctx, k)
+	entry, _, err := retrying(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+		return s.idem.Get(ctx, k)
+	})
 	if err != nil {
 		return "", err
+	}
+	if string(entry.Value()) == taskID {
+		return "", nil // our own claim, whose answer was lost
 	}
 	return string(entry.Value()), nil
 }

@@ -114,7 +114,11 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	b.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: 1, auditMaxAge: cfg.auditMaxAge, replayWindow: 2 * bus.DefaultSkew})
+	replicas := cfg.replicas
+	if replicas == 0 {
+		replicas = clusterReplicas(nc)
+	}
+	b.store, err = openTaskStore(ctx, js, storeConfig{resultTTL: cfg.resultTTL, replicas: replicas, auditMaxAge: cfg.auditMaxAge, replayWindow: 2 * bus.DefaultSkew})
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -160,6 +164,16 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 	}
 	b.log.Info("serving tenant")
 	return t, nil
+}
+
+// clusterReplicas is how many copies a tenant's state keeps when not told:
+// 3 on a cluster of three servers or more (a majority survives one
+// node's loss), 1 on a single server or a pair.
+func clusterReplicas(nc *nats.Conn) int {
+	if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+		return 3
+	}
+	return 1
 }
 
 // agentMessage routes what an agent publishes on eq.agent.<agent>.<kind>:
