@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -43,6 +44,8 @@ type config struct {
 	tick           time.Duration
 	// replicas of every stream and bucket; 0 chooses by the cluster.
 	replicas int
+	// natsOptions are added to every tenant connection (TLS, timeouts).
+	natsOptions []nats.Option
 }
 
 // Option configures an Orchestrator.
@@ -85,6 +88,12 @@ func WithPolicies(p *PolicyFile) Option {
 // WithResultTTL sets how long finished tasks and their results are kept
 // (default 7 days).
 func WithResultTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.resultTTL = d }) }
+
+// WithNATSOptions adds options to every connection the orchestrator makes
+// (a CA for TLS: nats.RootCAs).
+func WithNATSOptions(opts ...nats.Option) Option {
+	return optionFunc(func(c *config) { c.natsOptions = append(c.natsOptions, opts...) })
+}
 
 // WithReplicas sets how many copies of its streams and buckets each
 // tenant keeps (1 to 5). By default: 3 on a cluster of three servers or

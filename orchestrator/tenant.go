@@ -83,13 +83,15 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 	t := &tenant{base: b, closed: make(chan struct{})}
 	t.admission = &admission{base: b, limiters: newPrincipalLimiters(b.policy)}
 	creds := cfg.store.DefaultCredsFile(name, auth.OrchestratorName)
-	nc, err := nats.Connect(cfg.url,
+	opts := append([]nats.Option{
 		nats.UserCredentials(creds),
-		nats.Name("equilateral-orchestrator/"+name),
+		nats.Name("equilateral-orchestrator/" + name),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
 		nats.MaxReconnects(-1),
-		nats.ClosedHandler(func(*nats.Conn) { close(t.closed) }),
-	)
+	}, cfg.natsOptions...)
+	// Last, so no option given can take it away: stop waits for it.
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(t.closed) }))
+	nc, err := nats.Connect(cfg.url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: connect tenant %s: %w", name, err)
 	}
