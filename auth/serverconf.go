@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"strconv"
 )
 
@@ -23,6 +24,19 @@ type serverConfig struct {
 	// of the memory, 75% of the free disk when it starts).
 	MaxMemoryStore int64
 	MaxFileStore   int64
+	// Cluster, when set, makes the server a member of a cluster.
+	Cluster *clusterBlock
+	// TLS, when set, requires TLS of every client and route connection.
+	TLS *TLSFiles
+}
+
+// clusterBlock is a node's cluster section: where it listens for routes
+// and the routes to every other node.
+type clusterBlock struct {
+	Name   string
+	Host   string
+	Port   int
+	Routes []string
 }
 
 func (c serverConfig) render() []byte {
@@ -33,6 +47,35 @@ func (c serverConfig) render() []byte {
 	fmt.Fprintf(&b, "server_name: %s\n", q(c.ServerName))
 	fmt.Fprintf(&b, "host: %s\n", q(c.Host))
 	fmt.Fprintf(&b, "port: %d\n\n", c.Port)
+	if c.TLS != nil {
+		// Clients present no certificate (their creds identify them); they
+		// verify the server's against the CA. A plaintext client is refused.
+		fmt.Fprintf(&b, "tls: {\n")
+		fmt.Fprintf(&b, "  cert_file: %s\n", q(c.TLS.Cert))
+		fmt.Fprintf(&b, "  key_file: %s\n", q(c.TLS.Key))
+		fmt.Fprintf(&b, "  timeout: 5\n")
+		fmt.Fprintf(&b, "}\n\n")
+	}
+	if c.Cluster != nil {
+		fmt.Fprintf(&b, "cluster: {\n")
+		fmt.Fprintf(&b, "  name: %s\n", q(c.Cluster.Name))
+		fmt.Fprintf(&b, "  listen: %s\n", q(net.JoinHostPort(c.Cluster.Host, strconv.Itoa(c.Cluster.Port))))
+		fmt.Fprintf(&b, "  routes: [\n")
+		for _, r := range c.Cluster.Routes {
+			fmt.Fprintf(&b, "    %s\n", q(r))
+		}
+		fmt.Fprintf(&b, "  ]\n")
+		if c.TLS != nil {
+			// Routes verify each other both ways against the CA.
+			fmt.Fprintf(&b, "  tls: {\n")
+			fmt.Fprintf(&b, "    cert_file: %s\n", q(c.TLS.Cert))
+			fmt.Fprintf(&b, "    key_file: %s\n", q(c.TLS.Key))
+			fmt.Fprintf(&b, "    ca_file: %s\n", q(c.TLS.CA))
+			fmt.Fprintf(&b, "    timeout: 5\n")
+			fmt.Fprintf(&b, "  }\n")
+		}
+		fmt.Fprintf(&b, "}\n\n")
+	}
 	fmt.Fprintf(&b, "operator: %s\n", q(c.OperatorJWT))
 	fmt.Fprintf(&b, "system_account: %s\n\n", q(c.SystemAccount))
 	fmt.Fprintf(&b, "resolver: {\n")

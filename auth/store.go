@@ -153,6 +153,9 @@ func writeDataDir(l layout, finalRoot string, cfg initConfig) error {
 	if err := writeFileAtomic(l.serverConfig(), conf.render(), secretPerm); err != nil {
 		return fmt.Errorf("auth: write server config: %w", err)
 	}
+	if cfg.cluster.nodes != 0 || cfg.cluster.tls || cfg.cluster.tlsFiles != nil {
+		return writeCluster(l, final, cfg, conf)
+	}
 	return nil
 }
 
@@ -197,6 +200,7 @@ type initConfig struct {
 	port         int
 	jsMemory     int64
 	jsStore      int64
+	cluster      clusterConfig
 }
 
 type initOptionFunc func(*initConfig)
@@ -223,7 +227,8 @@ func WithJetStreamCapacity(memory, store int64) InitOption {
 }
 
 func newInitConfig(opts []InitOption) initConfig {
-	cfg := initConfig{operatorName: "equilateral", serverName: "equilateral", host: "127.0.0.1", port: 4222}
+	cfg := initConfig{operatorName: "equilateral", serverName: "equilateral", host: "127.0.0.1", port: 4222,
+		cluster: clusterConfig{port: 4222, routePort: 6222}}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,15 +21,19 @@ func newServerCommand() *cobra.Command {
 		verbose bool
 		debug   bool
 		initDir bool
+		node    int
 	)
 	cmd := &cobra.Command{
-		Use:   "server --data-dir DIR [--port N]",
+		Use:   "server --data-dir DIR [--port N] [--node K]",
 		Short: "Run the embedded NATS server in operator mode with JetStream",
 		Long: `server runs nats-server in process with DIR/server.conf: operator-mode JWT
 auth, the full account resolver (tenants go live without a restart) and
 JetStream. It prints "ready: nats://HOST:PORT" once it accepts connections
 and shuts down cleanly on SIGINT or SIGTERM. With --init it first creates
-DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
+DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.
+
+With --node K it runs cluster node K instead, DIR/nats/nats<K>.conf, as
+written by ` + "`equilateral init --cluster N`" + ` (docs/cluster.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
@@ -44,6 +49,16 @@ DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
 			if err != nil {
 				return err
 			}
+			config := store.ServerConfigFile()
+			if cmd.Flags().Changed("node") {
+				if initDir {
+					return usageError{errors.New("--init writes no cluster: run 'equilateral init --cluster N' first")}
+				}
+				config = store.NodeConfigFile(node)
+				if _, err := os.Stat(config); err != nil {
+					return fmt.Errorf("node %d: %w\n(write the cluster's configs with 'equilateral init --cluster N')", node, err)
+				}
+			}
 			var opts []embedded.Option
 			if cmd.Flags().Changed("port") {
 				opts = append(opts, embedded.WithPort(port))
@@ -54,7 +69,7 @@ DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
 			if verbose || debug {
 				opts = append(opts, embedded.WithLogging(debug))
 			}
-			srv, err := embedded.Start(store.ServerConfigFile(), opts...)
+			srv, err := embedded.Start(config, opts...)
 			if err != nil {
 				return err
 			}
@@ -72,6 +87,7 @@ DIR as ` + "`equilateral init`" + ` would, if DIR has no operator yet.`,
 	dataDirFlag(cmd, &dataDir, "")
 	cmd.Flags().StringVar(&host, "host", "", "listen host (default: from server.conf)")
 	cmd.Flags().IntVar(&port, "port", 0, "listen port, -1 for any free port (default: from server.conf)")
+	cmd.Flags().IntVar(&node, "node", 0, "run cluster node K (DIR/nats/nats<K>.conf from 'init --cluster N')")
 	cmd.Flags().BoolVar(&initDir, "init", false, "run 'equilateral init' first if DIR has no operator yet")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the server's own messages to stderr")
 	cmd.Flags().BoolVar(&debug, "debug", false, "also log the server's debug messages")
