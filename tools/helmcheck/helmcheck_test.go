@@ -202,6 +202,9 @@ func TestDefaultValuesRender(t *testing.T) {
 	if slices.Contains(args, "--policy") {
 		t.Errorf("orchestrator args = %q: --policy without a policy", args)
 	}
+	if cmd := o.Spec.Template.Spec.Containers[0].Command; !slices.Equal(cmd, []string{"/equilateral"}) {
+		t.Errorf("command = %q, want the image's binary", cmd)
+	}
 	if img := o.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/equilateral-agents/equilateral:"+loadChart(t).Metadata.AppVersion {
 		t.Errorf("image = %q, want the chart's appVersion as tag", img)
 	}
@@ -284,6 +287,12 @@ func TestFullValuesRender(t *testing.T) {
 		!hasArgs(sa, "--task-timeout", "1m", "--open-files", "128") || !hasArgs(sa, "--max-concurrent", "2") || !hasArgs(sa, "--capability", "shout") {
 		t.Errorf("shouter args = %q", sa)
 	}
+	if img := shouter.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/shout-agent:1.0" {
+		t.Errorf("shouter image = %q, want its own", img)
+	}
+	if img := coder.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/equilateral:1.2.3" {
+		t.Errorf("coder image = %q, want the chart's", img)
+	}
 	if g := *shouter.Spec.Template.Spec.TerminationGracePeriodSeconds; g != 25 {
 		t.Errorf("shouter grace period = %d, want 25", g)
 	}
@@ -301,6 +310,7 @@ func TestFullValuesRender(t *testing.T) {
 			}
 			for k, v := range map[string]string{
 				"SSL_CERT_FILE":               "/etc/equilateral/tls/ca.crt",
+				"NATS_CA":                     "/etc/equilateral/tls/ca.crt",
 				"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
 				"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
 				"OTEL_TRACES_SAMPLER":         "parentbased_traceidratio",

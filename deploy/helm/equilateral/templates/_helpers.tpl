@@ -76,6 +76,8 @@ equilateral.io/agent: {{ .agent }}
   value: {{ . | quote }}
 {{- end }}
 {{- if .Values.tls.caSecret }}
+- name: NATS_CA
+  value: {{ printf "/etc/equilateral/tls/%s" .Values.tls.caKey | quote }}
 - name: SSL_CERT_FILE
   value: {{ printf "/etc/equilateral/tls/%s" .Values.tls.caKey | quote }}
 {{- end }}
