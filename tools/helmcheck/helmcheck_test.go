@@ -661,3 +661,50 @@ func hasArgs(args []string, want ...string) bool {
 	}
 	return false
 }
+
+// Every value in values.yaml has a row in the chart's README table (a row
+// may document a whole map, such as resources).
+func TestEveryValueDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	row := regexp.MustCompile("(?m)^\\| `([^`]+)`(?:, `([^`]+)`)?")
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		rows[m[1]] = true
+		if m[2] != "" {
+			rows[m[2]] = true
+		}
+	}
+	var leaves []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok || len(m) == 0 {
+			leaves = append(leaves, prefix)
+			return
+		}
+		for k, sub := range m {
+			walk(strings.TrimPrefix(prefix+"."+k, "."), sub)
+		}
+	}
+	walk("", map[string]any(loadChart(t).Values))
+	if len(leaves) < 40 {
+		t.Fatalf("only %d values found", len(leaves))
+	}
+	for _, leaf := range leaves {
+		documented := false
+		for p := leaf; p != "" && !documented; {
+			documented = rows[p]
+			i := strings.LastIndex(p, ".")
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+		if !documented {
+			t.Errorf("value %s has no row in README.md", leaf)
+		}
+	}
+}
