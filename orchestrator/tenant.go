@@ -199,15 +199,29 @@ func (t *tenant) agentMessage(ctx context.Context, m *bus.Message) {
 // stopWait bounds how long stop waits for handlers in flight.
 const stopWait = 5 * time.Second
 
-// stop ends the tenant: the scheduler's goroutines are joined, the
-// subscriptions and the connection drained (handlers in flight finish),
-// then the lanes. State is in JetStream; nothing is lost.
+// stop ends the tenant without losing a message it took: the
+// subscriptions stop taking messages and hand on what they hold, the lanes
+// handle all of it while the connection is still up, the scheduler's
+// goroutines are joined, and the connection is drained (its last
+// publishes flushed) and closed. State is in JetStream; nothing is lost.
 func (t *tenant) stop() {
+	var drained []<-chan nats.SubStatus
+	for _, s := range t.subs {
+		drained = append(drained, s.StatusChanged(nats.SubscriptionClosed))
+		s.Drain()
+	}
+	deadline := time.After(stopWait)
+	for _, ch := range drained {
+		select {
+		case <-ch:
+		case <-deadline:
+		}
+	}
+	if t.lanes != nil {
+		t.lanes.close()
+	}
 	if t.sched != nil {
 		t.sched.stop()
-	}
-	for _, s := range t.subs {
-		s.Drain()
 	}
 	if t.nc != nil {
 		if err := t.nc.Drain(); err != nil {
@@ -220,9 +234,6 @@ func (t *tenant) stop() {
 			t.nc.Close()
 			<-t.closed
 		}
-	}
-	if t.lanes != nil {
-		t.lanes.close()
 	}
 }
 
