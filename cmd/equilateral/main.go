@@ -66,6 +66,7 @@ its NAME as the argument.`,
 		newOrchestratorCommand(),
 		newTaskCommand(),
 		newAuditCommand(),
+		newHealthCommand(),
 	)
 	return root
 }
