@@ -10,11 +10,13 @@
 # /data/eq (not the mount point itself: init writes a data dir beside it and
 # renames it into place). /data must belong to the image's user for a fresh
 # volume to be writable, and a COPY of a directory is the one way to own a
-# directory in a FROM scratch image: it brings the examples
-# (/data/flows/plan-code-review.yaml, /data/policy.yaml).
+# directory in a FROM scratch image: it brings the examples, which are also
+# in /examples (/examples/flows/plan-code-review.yaml, /examples/policy.yaml),
+# where a volume never hides them.
 # `equilateral health` is the probe of the exec-form health checks.
 FROM scratch
 COPY equilateral /equilateral
+COPY examples/ /examples/
 COPY --chown=10001:10001 examples/ /data/
 USER 10001:10001
 WORKDIR /data

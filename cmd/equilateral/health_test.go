@@ -23,7 +23,9 @@ func TestHealth(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(`equilateral_agents_live{tenant="acme"} 4`))
+	}))
 	t.Cleanup(ok.Close)
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
 	t.Cleanup(bad.Close)
@@ -45,6 +47,11 @@ func TestHealth(t *testing.T) {
 		{[]string{"--server", "nats://" + deadAddr}, 1, "connection refused"},
 		{[]string{"--server", "nats://" + strings.TrimPrefix(ok.URL, "http://"), "--timeout", "500ms"}, 1, "no INFO"},
 		{[]string{"--server", "ftp://x"}, 2, "want nats://"},
+		{[]string{"--server", srv.ClientURL() + "," + ok.URL}, 0, "healthy: "},
+		{[]string{"--server", srv.ClientURL() + "," + bad.URL}, 1, "status 503"},
+		{[]string{"--server", bad.URL, "--wait", "1200ms"}, 1, "status 503"},
+		{[]string{"--server", ok.URL, "--contains", `equilateral_agents_live{tenant="acme"}`}, 0, "healthy: "},
+		{[]string{"--server", ok.URL, "--contains", `tenant="globex"`}, 1, `no "tenant=\"globex\"" in the answer`},
 	} {
 		r := run(t, append([]string{"health"}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
