@@ -1,19 +1,26 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/internal/procout"
 )
 
 // parseNode reads node k's config with the real server's parser, the one
@@ -215,4 +222,90 @@ func TestClusterRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterStockServers: three stock nats-server processes, each run as
+// `nats-server -c DIR/nats/nats<K>.conf`, form the JetStream cluster; a
+// tenant pushed to node 1 works on node 3.
+func TestClusterStockServers(t *testing.T) {
+	bin := natsServerBinary(t)
+	base := freePortRun(t, 6)
+	store, err := auth.Init(filepath.Join(t.TempDir(), "eq"), auth.WithCluster(3, nil), auth.WithClusterPorts(base, base+3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := make([]string, 3)
+	for k := 1; k <= 3; k++ {
+		urls[k-1] = startStockNode(t, bin, store.NodeConfigFile(k), base+k-1)
+	}
+	pub := procSystemPublisher(t, urls[0], store)
+	// The tenant needs JetStream, so it can only be created once the
+	// cluster has elected its meta leader.
+	var lastErr error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, lastErr = store.CreateTenant(context.Background(), "acme", auth.DefaultLimits(), pub); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("create tenant on the cluster: %v", lastErr)
+	}
+	procAgent(t, store, "acme", "coder", "code")
+	procRoundTrip(t, urls[2], store, "acme", "coder", "code")
+}
+
+// startStockNode runs `nats-server -c config` and waits until it accepts
+// connections on port; it is stopped when the test ends.
+func startStockNode(t *testing.T, bin, config string, port int) string {
+	t.Helper()
+	cmd := exec.Command(bin, "-c", config)
+	var out procout.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s:\n%s", filepath.Base(config), out.String())
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			conn.Close()
+			return "nats://" + addr
+		}
+	}
+	t.Fatalf("%s: not accepting connections on %s:\n%s", config, addr, out.String())
+	return ""
+}
+
+// freePortRun finds n consecutive free loopback ports and returns the first.
+func freePortRun(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := ln.Addr().(*net.TCPAddr).Port
+		held := []net.Listener{ln}
+		for p := first + 1; p < first+n && p <= 65535; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if len(held) == n {
+			return first
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }

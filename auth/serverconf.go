@@ -44,6 +44,10 @@ func (c serverConfig) render() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# nats-server configuration written by `equilateral init`.\n")
 	fmt.Fprintf(&b, "# Operator mode: accounts are tenants, users are agents and clients.\n")
+	if c.Cluster != nil {
+		fmt.Fprintf(&b, "# A member of cluster %s (docs/cluster.md): run it with\n", q(c.Cluster.Name))
+		fmt.Fprintf(&b, "# `equilateral server --node K` or `nats-server -c` this file.\n")
+	}
 	fmt.Fprintf(&b, "server_name: %s\n", q(c.ServerName))
 	fmt.Fprintf(&b, "host: %s\n", q(c.Host))
 	fmt.Fprintf(&b, "port: %d\n\n", c.Port)

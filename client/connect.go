@@ -41,12 +41,12 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 	if keys == nil {
 		keys = bus.NewSourceKeys(protocol.Source(id.Tenant, auth.OrchestratorName))
 	}
-	nc, err := bus.Dial(ctx, url,
+	nc, err := bus.Dial(ctx, url, append([]nats.Option{
 		nats.UserCredentials(credsFile),
-		nats.Name("equilateral-client/"+id.Name),
+		nats.Name("equilateral-client/" + id.Name),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(id.Name)),
-		nats.Timeout(5*time.Second),
-	)
+		nats.Timeout(5 * time.Second),
+	}, cfg.natsOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot reach NATS at %s as %s: %w", url, id.Name, err)
 	}

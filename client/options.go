@@ -1,6 +1,7 @@
 package client
 
 import (
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
@@ -17,6 +18,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	keys           bus.KeyRegistry
 	tracerProvider trace.TracerProvider
+	natsOptions    []nats.Option
 }
 
 func newConfig(opts []Option) *config {
@@ -32,6 +34,12 @@ func newConfig(opts []Option) *config {
 // it, what comes as the tenant's orchestrator is trusted as such: the
 // server's ACLs vouch for it.
 func WithKeys(keys bus.KeyRegistry) Option { return optionFunc(func(c *config) { c.keys = keys }) }
+
+// WithNATSOptions adds options to the NATS connection Connect makes, such
+// as nats.RootCAs for a server whose TLS certificate a private CA signed.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return optionFunc(func(c *config) { c.natsOptions = append(c.natsOptions, opts...) })
+}
 
 // WithTracerProvider traces requests with tp (default: the global one).
 func WithTracerProvider(tp trace.TracerProvider) Option {

@@ -23,6 +23,7 @@ func newAgentRunCommand() *cobra.Command {
 	var (
 		name                               = nameArg{what: "agent", optional: true}
 		creds, server, dataDir, execCmd    string
+		tlsCA                              string
 		capabilities, envNames             []string
 		allowRead, allowWrite              []string
 		sandbox, network, handlerUser      string
@@ -136,6 +137,7 @@ what each handler gets. See docs/exec.md.`,
 				agents.WithMaxConcurrent(maxConcurrent),
 				agents.WithDrainTimeout(drainTimeout),
 				agents.WithVersion(version),
+				agents.WithNATSOptions(natsTLS(tlsCA)...),
 			}
 			if dataDir != "" {
 				keys, err := dataDirKeys(dataDir, creds)
@@ -162,6 +164,7 @@ what each handler gets. See docs/exec.md.`,
 	name.register(cmd)
 	credsFlag(cmd, &creds)
 	serverFlag(cmd, &server)
+	tlsCAFlag(cmd, &tlsCA)
 	dataDirFlag(cmd, &dataDir, "")
 	f := cmd.Flags()
 	f.StringSliceVar(&capabilities, "capability", nil, "capability to take (repeatable; default: all the creds allow)")

@@ -54,7 +54,7 @@ func (f *auditFlags) connect() (*auth.Store, *nats.Conn, jetstream.JetStream, er
 	if f.tenant == "" {
 		return nil, nil, nil, usageError{fmt.Errorf("--tenant is required")}
 	}
-	nc, js, err := audit.Connect(f.admin.server, store, f.tenant)
+	nc, js, err := audit.Connect(f.admin.server, store, f.tenant, natsTLS(f.admin.tlsCA)...)
 	if err != nil {
 		return nil, nil, nil, err
 	}

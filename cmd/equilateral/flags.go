@@ -19,6 +19,7 @@ import (
 const (
 	envServer        = "NATS_URL"
 	envCreds         = "NATS_CREDS"
+	envCA            = "NATS_CA"
 	envDataDir       = "EQUILATERAL_DATA_DIR"
 	defaultServerURL = "nats://127.0.0.1:4222"
 )
@@ -27,6 +28,23 @@ const (
 func serverFlag(cmd *cobra.Command, server *string) {
 	cmd.Flags().StringVar(server, "server", envOr(envServer, defaultServerURL),
 		"NATS server URL, or several separated by commas (env "+envServer+")")
+}
+
+// tlsCAFlag declares --tls-ca: the CA that signed the servers' TLS
+// certificates, which is all a client needs for TLS (the creds identify it).
+// Every command with --server has it.
+func tlsCAFlag(cmd *cobra.Command, ca *string) {
+	cmd.Flags().StringVar(ca, "tls-ca", os.Getenv(envCA),
+		"CA certificate (PEM) to verify the NATS servers' TLS certificates against, such as DIR/tls/ca.pem (env "+envCA+")")
+}
+
+// natsTLS is --tls-ca as NATS options: none without it, so the system's
+// roots verify a server that requires TLS.
+func natsTLS(ca string) []nats.Option {
+	if ca == "" {
+		return nil
+	}
+	return []nats.Option{nats.RootCAs(ca)}
 }
 
 // credsFlag declares --creds: who you are.
@@ -88,6 +106,7 @@ func (n *nameArg) value(args []string) (string, error) {
 type adminFlags struct {
 	dataDir string
 	server  string
+	tlsCA   string
 	offline bool
 	json    bool
 }
@@ -97,6 +116,7 @@ type adminFlags struct {
 func (f *adminFlags) register(cmd *cobra.Command, publishes bool) {
 	dataDirFlag(cmd, &f.dataDir, "")
 	serverFlag(cmd, &f.server)
+	tlsCAFlag(cmd, &f.tlsCA)
 	if publishes {
 		cmd.Flags().BoolVar(&f.offline, "offline", false, "server is stopped: record the change in the data dir's resolver directory; the local server loads it at start")
 	}
@@ -115,12 +135,12 @@ func (f *adminFlags) publisher(ctx context.Context, store *auth.Store) (auth.Pub
 	if f.offline {
 		return auth.NewResolverDirPublisher(store.ResolverDir()), func() {}, nil
 	}
-	nc, err := nats.Connect(f.server,
+	nc, err := nats.Connect(f.server, append([]nats.Option{
 		nats.UserCredentials(store.SystemCredsFile()),
 		nats.Name("equilateral-admin"),
-		nats.Timeout(5*time.Second),
+		nats.Timeout(5 * time.Second),
 		nats.NoReconnect(),
-	)
+	}, natsTLS(f.tlsCA)...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w\n(start it with `equilateral server --data-dir %s`, point --server at it, or use --offline while the local server is stopped)", f.server, err, f.dataDir)
 	}

@@ -17,14 +17,15 @@ import (
 // liveAgents reads a tenant's registry of running agent instances (the
 // EQ_AGENTS bucket the orchestrator keeps from heartbeats), connected as
 // the tenant's orchestrator user. Instances are grouped by agent name.
-func liveAgents(ctx context.Context, store *auth.Store, server, tenant string) (map[string][]protocol.Heartbeat, error) {
-	nc, err := nats.Connect(server,
+// extra adds connection options (natsTLS).
+func liveAgents(ctx context.Context, store *auth.Store, server, tenant string, extra ...nats.Option) (map[string][]protocol.Heartbeat, error) {
+	nc, err := nats.Connect(server, append([]nats.Option{
 		nats.UserCredentials(store.DefaultCredsFile(tenant, auth.OrchestratorName)),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
-		nats.Name("equilateral-admin/"+tenant),
-		nats.Timeout(3*time.Second),
+		nats.Name("equilateral-admin/" + tenant),
+		nats.Timeout(3 * time.Second),
 		nats.NoReconnect(),
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s: %w", server, err)
 	}

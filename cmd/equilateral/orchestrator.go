@@ -21,6 +21,7 @@ func newOrchestratorCommand() *cobra.Command {
 		policy  string
 		ttl     time.Duration
 		metrics string
+		tlsCA   string
 	)
 	cmd := &cobra.Command{
 		Use:   "orchestrator --data-dir DIR [--server URL]",
@@ -36,6 +37,11 @@ by side; state is in JetStream, so a restarted one carries on.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
 				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
+			}
+			if tlsCA != "" {
+				if err := trustOnly(tlsCA); err != nil {
+					return err
+				}
 			}
 			store, err := auth.OpenReadOnly(dataDir)
 			if err != nil {
@@ -70,11 +76,25 @@ by side; state is in JetStream, so a restarted one carries on.`,
 	}
 	dataDirFlag(cmd, &dataDir, "")
 	serverFlag(cmd, &server)
+	tlsCAFlag(cmd, &tlsCA)
 	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
 	cmd.Flags().DurationVar(&ttl, "result-ttl", 7*24*time.Hour, "how long finished tasks and their results are kept")
 	cmd.Flags().StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
 	return cmd
+}
+
+// trustOnly makes ca the only root this process's TLS trusts.
+// orchestrator.New dials NATS itself and takes no NATS options yet, so a
+// server that requires TLS is verified against Go's system roots, which
+// SSL_CERT_FILE names on Linux and the BSDs. It must run before anything
+// uses TLS (the roots are read once). Replace with explicit nats.RootCAs
+// once the orchestrator takes NATS options.
+func trustOnly(ca string) error {
+	if _, err := os.Stat(ca); err != nil {
+		return usageError{fmt.Errorf("--tls-ca: %w", err)}
+	}
+	return os.Setenv("SSL_CERT_FILE", ca)
 }
 
 func readPolicy(path string) (*orchestrator.PolicyFile, error) {

@@ -164,7 +164,7 @@ server cannot be reached it says so and lists the agents without.`
 				}
 			}
 			if role == auth.RoleAgent {
-				return printAgents(cmd, store, flags.server, tenants, principals, flags.json)
+				return printAgents(cmd, store, &flags, tenants, principals)
 			}
 			if flags.json {
 				return printJSON(cmd, principals)
@@ -197,13 +197,13 @@ type agentListing struct {
 
 // printAgents lists agents with what the live registry says of them; if
 // the server cannot be reached it says so and lists them without.
-func printAgents(cmd *cobra.Command, store *auth.Store, server string, tenants []string, principals []auth.Principal, asJSON bool) error {
+func printAgents(cmd *cobra.Command, store *auth.Store, flags *adminFlags, tenants []string, principals []auth.Principal) error {
 	ctx, cancel := withTimeout(cmd.Context())
 	defer cancel()
 	live := map[string]map[string][]protocol.Heartbeat{}
 	reachable := true
 	for _, t := range tenants {
-		l, err := liveAgents(ctx, store, server, t)
+		l, err := liveAgents(ctx, store, flags.server, t, natsTLS(flags.tlsCA)...)
 		if err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "equilateral: running agents unknown: %v\n", err)
 			reachable = false
@@ -215,7 +215,7 @@ func printAgents(cmd *cobra.Command, store *auth.Store, server string, tenants [
 	for _, p := range principals {
 		listing = append(listing, agentListing{Principal: p, Instances: live[p.Tenant][p.Name]})
 	}
-	if asJSON {
+	if flags.json {
 		return printJSON(cmd, listing)
 	}
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)

@@ -26,6 +26,7 @@ import (
 type taskFlags struct {
 	creds   string
 	server  string
+	tlsCA   string
 	dataDir string
 	timeout time.Duration
 	json    bool
@@ -40,6 +41,7 @@ func (f *taskFlags) register(cmd *cobra.Command, timeout time.Duration) {
 	cmd.Long += "\n" + taskHelp
 	credsFlag(cmd, &f.creds)
 	serverFlag(cmd, &f.server)
+	tlsCAFlag(cmd, &f.tlsCA)
 	dataDirFlag(cmd, &f.dataDir, "")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", timeout, "how long to wait")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
@@ -67,7 +69,7 @@ func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *cl
 		defer flushTraces(shutdown)
 		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 		defer cancel()
-		opts := []client.Option{client.WithTracerProvider(tp)}
+		opts := []client.Option{client.WithTracerProvider(tp), client.WithNATSOptions(natsTLS(f.tlsCA)...)}
 		if f.dataDir != "" {
 			keys, err := dataDirKeys(f.dataDir, f.creds)
 			if err != nil {

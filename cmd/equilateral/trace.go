@@ -34,6 +34,7 @@ type traceOptions struct {
 	// For the audit stream, without Jaeger: the tenant's, read with its
 	// orchestrator's creds from the data dir.
 	tenant, server, dataDir string
+	tlsCA                   string
 }
 
 func newTaskTraceCommand() *cobra.Command {
@@ -76,7 +77,7 @@ the submit too) ran with OTEL_EXPORTER_OTLP_ENDPOINT set.`,
 			}
 			opts := traceOptions{
 				jaegerURL: jaegerURL, waitTrace: waitTrace, json: flags.json,
-				server: flags.server, dataDir: flags.dataDir,
+				server: flags.server, dataDir: flags.dataDir, tlsCA: flags.tlsCA,
 			}
 			return flags.run(func(ctx context.Context, cmd *cobra.Command, c *client.Client, args []string) error {
 				opts.tenant = c.Tenant()
@@ -209,7 +210,7 @@ func hopsFromAudit(ctx context.Context, out, errOut io.Writer, tasks taskGetter,
 	if err != nil {
 		return err
 	}
-	nc, js, err := audit.Connect(o.server, store, o.tenant)
+	nc, js, err := audit.Connect(o.server, store, o.tenant, natsTLS(o.tlsCA)...)
 	if err != nil {
 		return err
 	}
