@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,16 +16,12 @@ import (
 
 func newOrchestratorCommand() *cobra.Command {
 	var (
-		dataDir string
-		server  string
-		jsonLog bool
-		policy  string
-		ttl     time.Duration
-		metrics string
-		tlsCA   string
+		configFile string
+		server     string
+		cfg        orchestrator.Config
 	)
 	cmd := &cobra.Command{
-		Use:   "orchestrator --data-dir DIR [--server URL]",
+		Use:   "orchestrator (--data-dir DIR | --config FILE) [--server URL,...]",
 		Short: "Route, persist and audit every tenant's tasks",
 		Long: `orchestrator serves every tenant of the data dir: it connects to NATS as each
 tenant's orchestrator user, takes tasks on eq.tasks.submit (verifying every
@@ -32,24 +29,38 @@ signature), keeps their state in the tenant's JetStream, dispatches them to
 agents on eq.cap.<capability>, applies retries, deadlines and cancellation,
 and appends every decision to the tenant's audit stream. Tenants created
 while it runs are picked up within a second. Several replicas may run side
-by side; state is in JetStream, so a restarted one carries on.`,
+by side; state is in JetStream, so a restarted one carries on.
+
+It reads the data dir read-only and never a signing seed. On a cluster of
+three servers or more every stream and bucket keeps 3 replicas (--replicas
+sets another number).
+
+--config FILE holds the same settings in one YAML file (see
+docs/cluster.md): servers, data_dir, tls_ca, policy, replicas, result_ttl,
+metrics_addr, log_json. A flag given on the command line wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dataDir == "" {
-				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
-			}
-			if tlsCA != "" {
-				if err := trustOnly(tlsCA); err != nil {
+			cfg.Servers = strings.Split(server, ",")
+			if configFile != "" {
+				if err := mergeConfigFile(cmd, configFile, &cfg); err != nil {
 					return err
 				}
 			}
-			store, err := auth.OpenReadOnly(dataDir)
+			if cfg.DataDir == "" {
+				return usageError{fmt.Errorf("--data-dir is required (or set %s, or data_dir in --config)", envDataDir)}
+			}
+			store, err := auth.OpenReadOnly(cfg.DataDir)
 			if err != nil {
 				return err
 			}
-			opts := []orchestrator.Option{orchestrator.WithLogger(newLogger(jsonLog)), orchestrator.WithResultTTL(ttl)}
-			if policy != "" {
-				p, err := readPolicy(policy)
+			opts := []orchestrator.Option{
+				orchestrator.WithLogger(newLogger(cfg.LogJSON)),
+				orchestrator.WithResultTTL(cfg.ResultTTL),
+				orchestrator.WithReplicas(cfg.Replicas),
+				orchestrator.WithNATSOptions(natsTLS(cfg.TLSCA)...),
+			}
+			if cfg.Policy != "" {
+				p, err := readPolicy(cfg.Policy)
 				if err != nil {
 					return usageError{err}
 				}
@@ -60,41 +71,70 @@ by side; state is in JetStream, so a restarted one carries on.`,
 				return err
 			}
 			defer flushTraces(shutdown)
-			m, err := startMetrics(cmd.Context(), "equilateral-orchestrator", metrics, cmd.ErrOrStderr())
+			m, err := startMetrics(cmd.Context(), "equilateral-orchestrator", cfg.MetricsAddr, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer m.stop()
 			opts = append(opts, orchestrator.WithTracerProvider(tp), orchestrator.WithMeterProvider(m.Provider))
+			server := strings.Join(cfg.Servers, ",")
 			o, err := orchestrator.New(server, store, opts...)
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "orchestrator serving %s on %s\n", store.Dir(), server)
 			return o.Run(cmd.Context())
 		},
 	}
-	dataDirFlag(cmd, &dataDir, "")
+	cmd.Flags().StringVar(&configFile, "config", "", "config file (YAML) with the settings below; flags given win over it")
+	dataDirFlag(cmd, &cfg.DataDir, "")
 	serverFlag(cmd, &server)
-	tlsCAFlag(cmd, &tlsCA)
-	cmd.Flags().BoolVar(&jsonLog, "log-json", false, "log as JSON")
-	cmd.Flags().DurationVar(&ttl, "result-ttl", 7*24*time.Hour, "how long finished tasks and their results are kept")
-	cmd.Flags().StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
-	cmd.Flags().StringVar(&policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
+	tlsCAFlag(cmd, &cfg.TLSCA)
+	cmd.Flags().BoolVar(&cfg.LogJSON, "log-json", false, "log as JSON")
+	cmd.Flags().DurationVar(&cfg.ResultTTL, "result-ttl", 7*24*time.Hour, "how long finished tasks and their results are kept")
+	cmd.Flags().IntVar(&cfg.Replicas, "replicas", 0, "copies of every stream and bucket, 1 to 5 (default: 3 on a cluster of three servers or more, else 1)")
+	cmd.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
+	cmd.Flags().StringVar(&cfg.Policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
 	return cmd
 }
 
-// trustOnly makes ca the only root this process's TLS trusts.
-// orchestrator.New dials NATS itself and takes no NATS options yet, so a
-// server that requires TLS is verified against Go's system roots, which
-// SSL_CERT_FILE names on Linux and the BSDs. It must run before anything
-// uses TLS (the roots are read once). Replace with explicit nats.RootCAs
-// once the orchestrator takes NATS options.
-func trustOnly(ca string) error {
-	if _, err := os.Stat(ca); err != nil {
-		return usageError{fmt.Errorf("--tls-ca: %w", err)}
+// mergeConfigFile reads the config file into cfg, except for the settings
+// whose flags were given on the command line.
+func mergeConfigFile(cmd *cobra.Command, path string, cfg *orchestrator.Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return usageError{fmt.Errorf("--config: %w", err)}
 	}
-	return os.Setenv("SSL_CERT_FILE", ca)
+	file, err := orchestrator.ParseConfig(raw, path)
+	if err != nil {
+		return usageError{fmt.Errorf("--config: %w", err)}
+	}
+	set := func(flag string) bool { return cmd.Flags().Changed(flag) }
+	if len(file.Servers) > 0 && !set("server") && os.Getenv(envServer) == "" {
+		cfg.Servers = file.Servers
+	}
+	if file.DataDir != "" && !set("data-dir") && os.Getenv(envDataDir) == "" {
+		cfg.DataDir = file.DataDir
+	}
+	if file.TLSCA != "" && !set("tls-ca") && os.Getenv(envCA) == "" {
+		cfg.TLSCA = file.TLSCA
+	}
+	if file.Policy != "" && !set("policy") {
+		cfg.Policy = file.Policy
+	}
+	if file.Replicas != 0 && !set("replicas") {
+		cfg.Replicas = file.Replicas
+	}
+	if file.ResultTTL != 0 && !set("result-ttl") {
+		cfg.ResultTTL = file.ResultTTL
+	}
+	if file.MetricsAddr != "" && !set("metrics-addr") {
+		cfg.MetricsAddr = file.MetricsAddr
+	}
+	if file.LogJSON && !set("log-json") {
+		cfg.LogJSON = true
+	}
+	return nil
 }
 
 func readPolicy(path string) (*orchestrator.PolicyFile, error) {

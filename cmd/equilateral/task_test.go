@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -49,8 +50,9 @@ func echoAgent(t *testing.T, url, dataDir, tenant, name, capability string) {
 // startTaskStack runs, with the binary, a server and an orchestrator for
 // tenant acme with a client "client" and an echo agent "coder" (code); the
 // orchestrator exports no spans whatever the test's environment says.
-// prepare, if given, runs on the data dir before the orchestrator starts.
-func startTaskStack(t *testing.T, prepare ...func(dir string)) (dir, url string) {
+// A setup, if given, prepares the data dir and chooses the orchestrator's
+// arguments.
+func startTaskStack(t *testing.T, setup ...stackSetup) (dir, url string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "eq")
 	run(t, "init", "--data-dir", dir).ok(t)
@@ -59,11 +61,17 @@ func startTaskStack(t *testing.T, prepare ...func(dir string)) (dir, url string)
 	admin("tenant", "create", "acme", "--server", url)
 	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code")
 	admin("client", "create", "client", "--tenant", "acme")
-	for _, p := range prepare {
-		p(dir)
+	args := []string{"orchestrator", "--data-dir", dir, "--server", url}
+	for _, s := range setup {
+		if s.prepare != nil {
+			s.prepare(dir)
+		}
+		if s.orchestratorArgs != nil {
+			args = s.orchestratorArgs(dir, url)
+		}
 	}
 
-	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
+	orch := exec.Command(equilateralBinary(t), args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "OTEL_") {
 			orch.Env = append(orch.Env, kv)
@@ -75,6 +83,13 @@ func startTaskStack(t *testing.T, prepare ...func(dir string)) (dir, url string)
 	t.Cleanup(func() { orch.Process.Kill(); orch.Wait() })
 	echoAgent(t, url, dir, "acme", "coder", "code")
 	return dir, url
+}
+
+// stackSetup changes startTaskStack: prepare runs on the data dir before
+// the orchestrator starts, orchestratorArgs gives its command line.
+type stackSetup struct {
+	prepare          func(dir string)
+	orchestratorArgs func(dir, url string) []string
 }
 
 // submitHi submits "hi" to the echo agent and waits for its answer,
@@ -97,10 +112,18 @@ func submitHi(t *testing.T, url, creds string) {
 
 // TestOrchestratorCommandNeedsNoSeeds: with every signing seed and the
 // system admin's creds gone from the data dir, `equilateral orchestrator`
-// still serves the tenant.
+// still serves the tenant. It is started with only --config: the file
+// names the servers and the data dir (relative to the file).
 func TestOrchestratorCommandNeedsNoSeeds(t *testing.T) {
 	var removed int
-	dir, url := startTaskStack(t, func(dir string) {
+	dir, url := startTaskStack(t, stackSetup{orchestratorArgs: func(dir, url string) []string {
+		config := filepath.Join(filepath.Dir(dir), "orchestrator.yaml")
+		body := fmt.Sprintf("servers: [%s]\ndata_dir: %s\nreplicas: 1\n", url, filepath.Base(dir))
+		if err := os.WriteFile(config, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"orchestrator", "--config", config}
+	}, prepare: func(dir string) {
 		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".nk") || strings.HasSuffix(path, "admin.creds")) {
 				if os.Remove(path) == nil {
@@ -109,7 +132,7 @@ func TestOrchestratorCommandNeedsNoSeeds(t *testing.T) {
 			}
 			return nil
 		})
-	})
+	}})
 	if removed < 3 {
 		t.Fatalf("removed %d seed files; the data dir layout changed", removed)
 	}
