@@ -155,8 +155,13 @@ func (c *config) policy(capability string) RetryPolicy {
 // Run serves until ctx is done, then stops every tenant cleanly. Tenants
 // that fail to start are retried at the next discovery.
 func (o *Orchestrator) Run(ctx context.Context) error {
+	if _, err := o.cfg.store.Tenants(); err != nil {
+		return err // nothing to serve from: say so at once
+	}
+	// A tenant that cannot start now (a new cluster still electing its
+	// stream leaders) is tried again at the next discovery.
 	if err := o.discover(ctx); err != nil {
-		return err
+		o.cfg.logger.Warn("tenant not served yet; trying again", "error", err)
 	}
 	ticker := time.NewTicker(o.cfg.discoverEvery)
 	defer ticker.Stop()

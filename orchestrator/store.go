@@ -100,65 +100,75 @@ type storeConfig struct {
 }
 
 func openTaskStore(ctx context.Context, js jetstream.JetStream, cfg storeConfig) (*taskStore, error) {
-	tasks, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      tasksBucket,
-		Description: "Equilateral tasks: state, results (kept for the result TTL)",
-		History:     1,
-		TTL:         cfg.resultTTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.replicas,
+	tasks, _, err := retrying(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      tasksBucket,
+			Description: "Equilateral tasks: state, results (kept for the result TTL)",
+			History:     1,
+			TTL:         cfg.resultTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: tasks bucket: %w", err)
 	}
-	idem, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      idempotencyBucket,
-		Description: "Equilateral idempotency keys: submitter and key to task id",
-		History:     1,
-		TTL:         cfg.resultTTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.replicas,
+	idem, _, err := retrying(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      idempotencyBucket,
+			Description: "Equilateral idempotency keys: submitter and key to task id",
+			History:     1,
+			TTL:         cfg.resultTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: idempotency bucket: %w", err)
 	}
-	agents, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      protocol.AgentsBucket,
-		Description: "Equilateral live agents: the last heartbeat of each instance",
-		History:     1,
-		TTL:         protocol.AgentsTTL,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    cfg.replicas,
+	agents, _, err := retrying(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      protocol.AgentsBucket,
+			Description: "Equilateral live agents: the last heartbeat of each instance",
+			History:     1,
+			TTL:         protocol.AgentsTTL,
+			Storage:     jetstream.MemoryStorage,
+			Replicas:    cfg.replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: agents bucket: %w", err)
 	}
-	dedupe, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      dedupeBucket,
-		Description: "Equilateral replay window: recent events by source and id",
-		History:     1,
-		TTL:         cfg.replayWindow,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.replicas,
+	dedupe, _, err := retrying(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      dedupeBucket,
+			Description: "Equilateral replay window: recent events by source and id",
+			History:     1,
+			TTL:         cfg.replayWindow,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: replay bucket: %w", err)
 	}
 	// Create, never update: the orchestrator role is denied any change to
 	// the audit stream once it exists (auth.rolePermissions).
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:        protocol.AuditStream,
-		Description: "Equilateral audit: every decision with the signed event behind it",
-		Subjects:    []string{protocol.AuditWildcard},
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.replicas,
-		MaxAge:      cfg.auditMaxAge,
-		// Final records carry a message id (see auditor): a second one
-		// within the window is dropped.
-		Duplicates: dedupeWindow(cfg.auditMaxAge),
-		// Nobody deletes or purges audit records; only age retires them.
-		DenyDelete: true,
-		DenyPurge:  true,
+	_, _, err = retrying(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        protocol.AuditStream,
+			Description: "Equilateral audit: every decision with the signed event behind it",
+			Subjects:    []string{protocol.AuditWildcard},
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.replicas,
+			MaxAge:      cfg.auditMaxAge,
+			// Final records carry a message id (see auditor): a second one
+			// within the window is dropped.
+			Duplicates: dedupeWindow(cfg.auditMaxAge),
+			// Nobody deletes or purges audit records; only age retires them.
+			DenyDelete: true,
+			DenyPurge:  true,
+		})
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return nil, fmt.Errorf("orchestrator: audit stream: %w", err)

@@ -28,9 +28,9 @@ func newHealthCommand() *cobra.Command {
 		contains  string
 	)
 	cmd := &cobra.Command{
-		Use:   "health --server URL",
+		Use:   "health --target URL",
 		Short: "Probe a NATS server or an HTTP endpoint (for container health checks)",
-		Long: `health exits 0 when the server at --server answers, 1 when it does not.
+		Long: `health exits 0 when the server at --target answers, 1 when it does not.
 With several URLs (separated by commas) every one must answer; with --wait
 it keeps probing until they do or the time is up (a one-shot container that
 waits for a cluster).
@@ -41,17 +41,17 @@ waits for a cluster).
 
 It needs nothing but this binary, so it serves as the exec-form health check
 of containers without a shell:
-  healthcheck: {test: ["CMD", "/equilateral", "health", "--server", "nats://127.0.0.1:4222"]}`,
+  healthcheck: {test: ["CMD", "/equilateral", "health", "--target", "nats://127.0.0.1:4222"]}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var urls []*url.URL
 			for _, t := range strings.Split(targets, ",") {
 				u, err := url.Parse(strings.TrimSpace(t))
 				if err != nil {
-					return usageError{fmt.Errorf("--server %q: %w", t, err)}
+					return usageError{fmt.Errorf("--target %q: %w", t, err)}
 				}
 				if u.Scheme != "nats" && u.Scheme != "http" && u.Scheme != "https" {
-					return usageError{fmt.Errorf("--server %q: want nats://, http:// or https://", t)}
+					return usageError{fmt.Errorf("--target %q: want nats://, http:// or https://", t)}
 				}
 				urls = append(urls, u)
 			}
@@ -73,7 +73,7 @@ of containers without a shell:
 			}
 		},
 	}
-	cmd.Flags().StringVar(&targets, "server", defaultServerURL, "what to probe: nats://HOST:PORT or an http(s) URL, or several separated by commas")
+	cmd.Flags().StringVar(&targets, "target", defaultServerURL, "what to probe: nats://HOST:PORT or an http(s) URL, or several separated by commas")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "keep probing until healthy or this long has passed")
 	cmd.Flags().StringVar(&contains, "contains", "", "http(s)://: the answer's body must contain this text")

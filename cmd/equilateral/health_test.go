@@ -41,17 +41,17 @@ func TestHealth(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--server", srv.ClientURL(), "--jetstream"}, 0, "healthy: "},
-		{[]string{"--server", ok.URL}, 0, "healthy: "},
-		{[]string{"--server", bad.URL}, 1, "status 503"},
-		{[]string{"--server", "nats://" + deadAddr}, 1, "connection refused"},
-		{[]string{"--server", "nats://" + strings.TrimPrefix(ok.URL, "http://"), "--timeout", "500ms"}, 1, "no INFO"},
-		{[]string{"--server", "ftp://x"}, 2, "want nats://"},
-		{[]string{"--server", srv.ClientURL() + "," + ok.URL}, 0, "healthy: "},
-		{[]string{"--server", srv.ClientURL() + "," + bad.URL}, 1, "status 503"},
-		{[]string{"--server", bad.URL, "--wait", "1200ms"}, 1, "status 503"},
-		{[]string{"--server", ok.URL, "--contains", `equilateral_agents_live{tenant="acme"}`}, 0, "healthy: "},
-		{[]string{"--server", ok.URL, "--contains", `tenant="globex"`}, 1, `no "tenant=\"globex\"" in the answer`},
+		{[]string{"--target", srv.ClientURL(), "--jetstream"}, 0, "healthy: "},
+		{[]string{"--target", ok.URL}, 0, "healthy: "},
+		{[]string{"--target", bad.URL}, 1, "status 503"},
+		{[]string{"--target", "nats://" + deadAddr}, 1, "connection refused"},
+		{[]string{"--target", "nats://" + strings.TrimPrefix(ok.URL, "http://"), "--timeout", "500ms"}, 1, "no INFO"},
+		{[]string{"--target", "ftp://x"}, 2, "want nats://"},
+		{[]string{"--target", srv.ClientURL() + "," + ok.URL}, 0, "healthy: "},
+		{[]string{"--target", srv.ClientURL() + "," + bad.URL}, 1, "status 503"},
+		{[]string{"--target", bad.URL, "--wait", "1200ms"}, 1, "status 503"},
+		{[]string{"--target", ok.URL, "--contains", `equilateral_agents_live{tenant="acme"}`}, 0, "healthy: "},
+		{[]string{"--target", ok.URL, "--contains", `tenant="globex"`}, 1, `no "tenant=\"globex\"" in the answer`},
 	} {
 		r := run(t, append([]string{"health"}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
