@@ -47,6 +47,23 @@ func natsTLS(ca string) []nats.Option {
 	return []nats.Option{nats.RootCAs(ca)}
 }
 
+// existOKFlag declares --exist-ok, for set-up scripts run more than once
+// (a compose file's one-shot services): what the command would create
+// exists already, and is left as it is.
+func existOKFlag(cmd *cobra.Command, ok *bool) {
+	cmd.Flags().BoolVar(ok, "exist-ok", false, "if it exists already, say so, leave it as it is and succeed")
+}
+
+// existed reports whether err is the thing's existing, which --exist-ok
+// turns into success (saying so on stderr).
+func existed(cmd *cobra.Command, existOK bool, err error, target error, what string) bool {
+	if !existOK || !errors.Is(err, target) {
+		return false
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s exists; left as it is\n", what)
+	return true
+}
+
 // credsFlag declares --creds: who you are.
 func credsFlag(cmd *cobra.Command, creds *string) {
 	cmd.Flags().StringVar(creds, "creds", os.Getenv(envCreds),

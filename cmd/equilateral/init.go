@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -20,6 +21,7 @@ func newInitCommand() *cobra.Command {
 		basePort      int
 		baseRoutePort int
 		makeTLS       bool
+		existOK       bool
 		own           auth.TLSFiles
 	)
 	cmd := &cobra.Command{
@@ -84,6 +86,14 @@ DIR (--data-dir) must not exist or be empty. Layout:
 				opts = append(opts, auth.WithTLSFiles(own))
 			}
 			store, err := auth.Init(dataDir, opts...)
+			if existOK && errors.Is(err, auth.ErrDataDirExists) {
+				// Only a data dir made before is left alone, not any
+				// non-empty directory.
+				if _, oerr := auth.OpenReadOnly(dataDir); oerr == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "data dir %s exists; left as it is\n", dataDir)
+					return nil
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -107,6 +117,7 @@ DIR (--data-dir) must not exist or be empty. Layout:
 	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "host the server listens on")
 	cmd.Flags().IntVar(&port, "port", 4222, "port the server listens on")
 	cmd.Flags().StringVar(&serverName, "server-name", "equilateral", "server_name (unique per cluster member)")
+	existOKFlag(cmd, &existOK)
 	cmd.Flags().IntVar(&nodes, "cluster", 0, "also write configs for a cluster of N nodes (N >= 3), DIR/nats/nats<K>.conf")
 	cmd.Flags().StringVar(&clusterHosts, "cluster-hosts", "", "the nodes' hosts, one per node, comma-separated (default: all on 127.0.0.1)")
 	cmd.Flags().IntVar(&basePort, "base-port", 4222, "cluster client port (node K's is base+K-1 on one machine)")

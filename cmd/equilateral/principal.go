@@ -64,6 +64,7 @@ func newPrincipalCreateCommand(role auth.Role) *cobra.Command {
 		tenant       string
 		capabilities []string
 		out          string
+		existOK      bool
 	)
 	use := "create NAME --tenant T [--out FILE.creds]"
 	if role == auth.RoleAgent {
@@ -95,6 +96,9 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.
 			p, err := store.CreatePrincipal(ctx, auth.PrincipalSpec{
 				Tenant: tenant, Name: n, Role: role, Capabilities: capabilities, CredsFile: out,
 			})
+			if existed(cmd, existOK, err, auth.ErrPrincipalExists, fmt.Sprintf("%s %s in tenant %s", role, n, tenant)) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -109,6 +113,7 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.
 		cmd.MarkFlagRequired("capability")
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the creds (default DIR/creds/<tenant>/<name>.creds)")
+	existOKFlag(cmd, &existOK)
 	return cmd
 }
 

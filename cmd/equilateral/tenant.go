@@ -32,6 +32,7 @@ func newTenantCreateCommand() *cobra.Command {
 		subs        int64
 		streams     int64
 		consumers   int64
+		existOK     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME --data-dir DIR [--server URL] [limits]",
@@ -76,6 +77,9 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 			}
 			defer release()
 			tenant, err := store.CreateTenant(ctx, tenantName, limits, pub)
+			if existed(cmd, existOK, err, auth.ErrTenantExists, "tenant "+tenantName) {
+				return nil
+			}
 			if err != nil {
 				return withCapacityHint(err)
 			}
@@ -93,6 +97,7 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 	}
 	flags.register(cmd, true)
 	name.register(cmd)
+	existOKFlag(cmd, &existOK)
 	f := cmd.Flags()
 	f.Int64Var(&connections, "max-connections", auth.Unlimited, "active connections")
 	f.Int64Var(&subs, "max-subscriptions", auth.Unlimited, "subscriptions")
