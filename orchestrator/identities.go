@@ -5,10 +5,11 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 )
 
-// Identities is what the orchestrator reads from a data dir: the tenants
-// to serve, their principals (who is an agent, which capabilities exist),
-// where each tenant's orchestrator creds are, and, through
-// bus.IdentitySource, the keys events are verified with.
+// Identities is what the orchestrator reads of identities: the tenants to
+// serve, their principals (who is an agent, which capabilities exist) and
+// where each tenant's orchestrator creds are. The keys events are verified
+// with come from WithKeys, or else from the identities themselves when
+// they are a data dir (bus.IdentitySource, read by bus.StoreKeys).
 //
 // It has nothing that mints, signs or rotates, so the read-only view
 // (*auth.Directory, from auth.OpenReadOnly) is enough and the orchestrator
@@ -23,11 +24,14 @@ type Identities interface {
 	// DefaultCredsFile is the path of a principal's creds; the
 	// orchestrator connects each tenant with its own ("orchestrator").
 	DefaultCredsFile(tenant, name string) string
-	bus.IdentitySource
 }
 
-// Both the read-only view and the full store serve.
+// The read-only view and the full store serve, keys included; so do the
+// identities published over NATS, with their keys given by WithKeys.
 var (
-	_ Identities = (*auth.Directory)(nil)
-	_ Identities = (*auth.Store)(nil)
+	_ Identities         = (*auth.Directory)(nil)
+	_ bus.IdentitySource = (*auth.Directory)(nil)
+	_ Identities         = (*auth.Store)(nil)
+	_ Identities         = (*auth.Remote)(nil)
+	_ bus.KeyOwners      = (*auth.Remote)(nil)
 )

@@ -89,6 +89,10 @@ func WithPolicies(p *PolicyFile) Option {
 // (default 7 days).
 func WithResultTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.resultTTL = d }) }
 
+// WithKeys sets where the keys that verify events come from (default: the
+// identities, when they are a data dir).
+func WithKeys(keys bus.KeyRegistry) Option { return optionFunc(func(c *config) { c.keys = keys }) }
+
 // WithNATSOptions adds options to every connection the orchestrator makes
 // (a CA for TLS: nats.RootCAs).
 func WithNATSOptions(opts ...nats.Option) Option {
@@ -130,11 +134,18 @@ func New(url string, identities Identities, opts ...Option) (*Orchestrator, erro
 	if cfg.tracerProvider == nil {
 		cfg.tracerProvider = otel.GetTracerProvider()
 	}
-	keys, err := bus.NewStoreKeys(identities)
-	if err != nil {
-		return nil, err
+	if cfg.keys == nil {
+		src, ok := identities.(bus.IdentitySource)
+		if !ok {
+			return nil, errors.New("orchestrator: these identities carry no keys: give WithKeys")
+		}
+		keys, err := bus.NewStoreKeys(src)
+		if err != nil {
+			return nil, err
+		}
+		cfg.keys = keys
 	}
-	cfg.keys = keys
+	var err error
 	if cfg.metrics, err = metrics.New(cfg.meterProvider); err != nil {
 		return nil, fmt.Errorf("orchestrator: metrics: %w", err)
 	}
