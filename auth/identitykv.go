@@ -71,11 +71,18 @@ func (s *Store) IdentityRecords(tenant string) (map[string][]byte, error) {
 // PublishIdentities writes the tenant's records into its IdentitiesBucket
 // through js (a connection inside the tenant's account, such as its
 // orchestrator user's), making the bucket with replicas copies if it is
-// missing, and deletes the records of principals that are gone.
+// missing (0: 3 on a cluster of three servers or more, else 1), and
+// deletes the records of principals that are gone.
 func (s *Store) PublishIdentities(ctx context.Context, js jetstream.JetStream, tenant string, replicas int) error {
 	records, err := s.IdentityRecords(tenant)
 	if err != nil {
 		return err
+	}
+	if replicas == 0 {
+		replicas = 1
+		if nc := js.Conn(); nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+			replicas = 3
+		}
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      IdentitiesBucket,

@@ -19,6 +19,9 @@ import (
 //
 //	servers: [nats://nats1:4222, nats://nats2:4222, nats://nats3:4222]
 //	data_dir: /eq            # identities, read only: never a signing seed
+//	# or, with no data dir, identities over NATS:
+//	operator_jwt: /etc/equilateral/operator.jwt
+//	creds_dir: /etc/equilateral/creds   # <tenant>.creds, each tenant's orchestrator
 //	tls_ca: /etc/equilateral/ca.pem
 //	policy: /etc/equilateral/policy.yaml
 //	replicas: 3              # 0 or left out: by the cluster
@@ -31,6 +34,11 @@ type Config struct {
 	// DataDir is read for tenants, principals, keys and the orchestrator's
 	// creds (auth.OpenReadOnly).
 	DataDir string `yaml:"data_dir"`
+	// OperatorJWT and CredsDir, instead of DataDir, learn identities over
+	// NATS (auth.Remote): the operator JWT is the trust anchor, CredsDir
+	// holds <tenant>.creds for each tenant to serve.
+	OperatorJWT string `yaml:"operator_jwt"`
+	CredsDir    string `yaml:"creds_dir"`
 	// TLSCA verifies the servers' certificates.
 	TLSCA string `yaml:"tls_ca"`
 	// Policy is a policy file (ParsePolicy).
@@ -64,7 +72,13 @@ func ParseConfig(raw []byte, name string) (*Config, error) {
 		return nil, fmt.Errorf("%s: result_ttl must not be negative", name)
 	}
 	dir := filepath.Dir(name)
-	for _, p := range []*string{&c.DataDir, &c.TLSCA, &c.Policy} {
+	if c.DataDir != "" && (c.OperatorJWT != "" || c.CredsDir != "") {
+		return nil, fmt.Errorf("%s: give data_dir, or operator_jwt and creds_dir, not both", name)
+	}
+	if (c.OperatorJWT == "") != (c.CredsDir == "") {
+		return nil, fmt.Errorf("%s: operator_jwt and creds_dir go together", name)
+	}
+	for _, p := range []*string{&c.DataDir, &c.TLSCA, &c.Policy, &c.OperatorJWT, &c.CredsDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -33,6 +33,8 @@ log_json: true
 		{"result_ttl: soon\n", "line 1: want a duration such as 500ms or 2m"},
 		{"", "empty config file"},
 		{"replicas: 1\n---\nreplicas: 2\n", "more than one YAML document"},
+		{"data_dir: /eq\noperator_jwt: o.jwt\ncreds_dir: c\n", "not both"},
+		{"operator_jwt: o.jwt\n", "go together"},
 	} {
 		if _, err := orchestrator.ParseConfig([]byte(tc.yaml), "o.yaml"); err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("ParseConfig(%q) = %v; want %q", tc.yaml, err, tc.says)

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/protocol"
 )
 
 // The connection flags, and the environment variables they fall back on,
@@ -162,6 +164,33 @@ func (f *adminFlags) publisher(ctx context.Context, store *auth.Store) (auth.Pub
 		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w\n(start it with `equilateral server --data-dir %s`, point --server at it, or use --offline while the local server is stopped)", f.server, err, f.dataDir)
 	}
 	return auth.NewNATSPublisher(nc), nc.Close, nil
+}
+
+// publishIdentities publishes a tenant's identities into its JetStream,
+// as its orchestrator user, for orchestrators that learn them over NATS
+// (auth.Remote). Offline, there is no server to publish to.
+func (f *adminFlags) publishIdentities(ctx context.Context, store *auth.Store, tenant string) error {
+	if f.offline {
+		return nil
+	}
+	nc, err := nats.Connect(f.server, append([]nats.Option{
+		nats.UserCredentials(store.DefaultCredsFile(tenant, auth.OrchestratorName)),
+		nats.Name("equilateral-admin"),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
+		nats.Timeout(5 * time.Second),
+		nats.NoReconnect(),
+	}, natsTLS(f.tlsCA)...)...)
+	if err == nil {
+		defer nc.Close()
+		var js jetstream.JetStream
+		if js, err = jetstream.New(nc); err == nil {
+			err = store.PublishIdentities(ctx, js, tenant, 0)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the identities of tenant %s are not published: %w\n(run `equilateral tenant publish %s` when the server is reachable)", tenant, err, tenant)
+	}
+	return nil
 }
 
 // change runs one admin change: the data dir opened, a publisher to the

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
@@ -46,18 +47,19 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 					return err
 				}
 			}
-			if cfg.DataDir == "" {
-				return usageError{fmt.Errorf("--data-dir is required (or set %s, or data_dir in --config)", envDataDir)}
-			}
-			store, err := auth.OpenReadOnly(cfg.DataDir)
+			identities, keys, closeIDs, err := openIdentities(cfg)
 			if err != nil {
 				return err
 			}
+			defer closeIDs()
 			opts := []orchestrator.Option{
 				orchestrator.WithLogger(newLogger(cfg.LogJSON)),
 				orchestrator.WithResultTTL(cfg.ResultTTL),
 				orchestrator.WithReplicas(cfg.Replicas),
 				orchestrator.WithNATSOptions(natsTLS(cfg.TLSCA)...),
+			}
+			if keys != nil {
+				opts = append(opts, orchestrator.WithKeys(keys))
 			}
 			if cfg.Policy != "" {
 				p, err := readPolicy(cfg.Policy)
@@ -78,16 +80,18 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 			defer m.stop()
 			opts = append(opts, orchestrator.WithTracerProvider(tp), orchestrator.WithMeterProvider(m.Provider))
 			server := strings.Join(cfg.Servers, ",")
-			o, err := orchestrator.New(server, store, opts...)
+			o, err := orchestrator.New(server, identities, opts...)
 			if err != nil {
 				return usageError{err}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "orchestrator serving %s on %s\n", store.Dir(), server)
+			fmt.Fprintf(cmd.ErrOrStderr(), "orchestrator serving %s on %s\n", identitiesFrom(cfg), server)
 			return o.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "config file (YAML) with the settings below; flags given win over it")
 	dataDirFlag(cmd, &cfg.DataDir, "")
+	cmd.Flags().StringVar(&cfg.OperatorJWT, "operator-jwt", "", "with --creds-dir, instead of --data-dir: the operator JWT, to trust the identities published over NATS (tenant publish)")
+	cmd.Flags().StringVar(&cfg.CredsDir, "creds-dir", "", "with --operator-jwt: a directory of <tenant>.creds, each tenant's orchestrator creds; the tenants to serve")
 	serverFlag(cmd, &server)
 	tlsCAFlag(cmd, &cfg.TLSCA)
 	cmd.Flags().BoolVar(&cfg.LogJSON, "log-json", false, "log as JSON")
@@ -96,6 +100,36 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 	cmd.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&cfg.Policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
 	return cmd
+}
+
+// openIdentities opens where the orchestrator learns identities: a data
+// dir, read only; or, with the operator JWT and a creds dir, what the
+// admin published over NATS (then the keys come with it).
+func openIdentities(cfg orchestrator.Config) (orchestrator.Identities, bus.KeyRegistry, func(), error) {
+	switch {
+	case cfg.DataDir != "" && cfg.CredsDir == "" && cfg.OperatorJWT == "":
+		d, err := auth.OpenReadOnly(cfg.DataDir)
+		return d, nil, func() {}, err
+	case cfg.DataDir == "" && cfg.CredsDir != "" && cfg.OperatorJWT != "":
+		operatorJWT, err := os.ReadFile(cfg.OperatorJWT)
+		if err != nil {
+			return nil, nil, nil, usageError{fmt.Errorf("--operator-jwt: %w", err)}
+		}
+		r, err := auth.OpenRemote(strings.Join(cfg.Servers, ","), cfg.CredsDir, operatorJWT, natsTLS(cfg.TLSCA)...)
+		if err != nil {
+			return nil, nil, nil, usageError{err}
+		}
+		return r, bus.NewOwnerKeys(r), r.Close, nil
+	}
+	return nil, nil, nil, usageError{fmt.Errorf("give --data-dir (or set %s), or --operator-jwt with --creds-dir (or data_dir, or operator_jwt and creds_dir, in --config)", envDataDir)}
+}
+
+// identitiesFrom says where identities come from, for the start-up line.
+func identitiesFrom(cfg orchestrator.Config) string {
+	if cfg.DataDir != "" {
+		return cfg.DataDir
+	}
+	return "identities over NATS (creds " + cfg.CredsDir + ")"
 }
 
 // mergeConfigFile reads the config file into cfg, except for the settings
@@ -115,6 +149,12 @@ func mergeConfigFile(cmd *cobra.Command, path string, cfg *orchestrator.Config) 
 	}
 	if file.DataDir != "" && !set("data-dir") && os.Getenv(envDataDir) == "" {
 		cfg.DataDir = file.DataDir
+	}
+	if file.OperatorJWT != "" && !set("operator-jwt") {
+		cfg.OperatorJWT = file.OperatorJWT
+	}
+	if file.CredsDir != "" && !set("creds-dir") {
+		cfg.CredsDir = file.CredsDir
 	}
 	if file.TLSCA != "" && !set("tls-ca") && os.Getenv(envCA) == "" {
 		cfg.TLSCA = file.TLSCA

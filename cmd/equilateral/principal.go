@@ -263,6 +263,9 @@ new creds later.`,
 				if err != nil {
 					return err
 				}
+				if err := flags.publishIdentities(ctx, store, tenant); err != nil {
+					return err
+				}
 				if flags.json {
 					return printJSON(cmd, p)
 				}
@@ -302,6 +305,9 @@ connections using the old creds close at once.`,
 				}
 				p, err := store.Rotate(ctx, tenant, n, out, pub)
 				if err != nil {
+					return err
+				}
+				if err := flags.publishIdentities(ctx, store, tenant); err != nil {
 					return err
 				}
 				return printIssued(cmd, flags.json, store, p, out, "rotated")

@@ -143,6 +143,29 @@ func TestOrchestratorCommandNeedsNoSeeds(t *testing.T) {
 	submitHi(t, url, creds)
 }
 
+// TestOrchestratorLearnsIdentitiesOverNATS: after `tenant publish`, an
+// orchestrator given only the operator JWT and a directory with the
+// tenant's orchestrator creds (no data dir at all) serves the tenant.
+func TestOrchestratorLearnsIdentitiesOverNATS(t *testing.T) {
+	own := t.TempDir() // the orchestrator host's files
+	dir, url := startTaskStack(t, stackSetup{orchestratorArgs: func(dir, url string) []string {
+		run(t, "tenant", "publish", "acme", "--data-dir", dir, "--server", url).ok(t)
+		creds, err := os.ReadFile(filepath.Join(dir, "creds", "acme", "orchestrator.creds"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		operator, err := os.ReadFile(filepath.Join(dir, "operator", "operator.jwt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(filepath.Join(own, "creds"), 0o700)
+		os.WriteFile(filepath.Join(own, "creds", "acme.creds"), creds, 0o600)
+		os.WriteFile(filepath.Join(own, "operator.jwt"), operator, 0o644)
+		return []string{"orchestrator", "--operator-jwt", filepath.Join(own, "operator.jwt"), "--creds-dir", filepath.Join(own, "creds"), "--server", url}
+	}})
+	submitHi(t, url, filepath.Join(dir, "creds", "acme", "client.creds"))
+}
+
 func TestCLITasks(t *testing.T) {
 	dir, url := startTaskStack(t)
 

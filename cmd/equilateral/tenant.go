@@ -18,7 +18,7 @@ func newTenantCommand() *cobra.Command {
 		Use:   "tenant",
 		Short: "Create, list and delete tenants (one NATS account each)",
 	}
-	cmd.AddCommand(newTenantCreateCommand(), newTenantListCommand(), newTenantDeleteCommand())
+	cmd.AddCommand(newTenantCreateCommand(), newTenantListCommand(), newTenantDeleteCommand(), newTenantPublishCommand())
 	return cmd
 }
 
@@ -82,6 +82,11 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 			}
 			if err != nil {
 				return withCapacityHint(err)
+			}
+			if tenant.Limits.JetStream {
+				if err := flags.publishIdentities(ctx, store, tenant.Name); err != nil {
+					return err
+				}
 			}
 			if flags.json {
 				return printJSON(cmd, tenant)
@@ -251,4 +256,44 @@ func printJSON(cmd *cobra.Command, v any) error {
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+func newTenantPublishCommand() *cobra.Command {
+	var (
+		flags adminFlags
+		name  = nameArg{what: "tenant"}
+	)
+	cmd := &cobra.Command{
+		Use:   "publish NAME --data-dir DIR [--server URL]",
+		Short: "Publish the tenant's identities into its JetStream, for orchestrators on other hosts",
+		Long: `publish writes the tenant's account JWT and every principal's record (role,
+capabilities, current and retired keys, revocation), each signed by the
+operator, into the tenant's EQ_IDENTITIES bucket, as the tenant's
+orchestrator user. An orchestrator started with --operator-jwt and
+--creds-dir (no data dir) learns the tenant's principals and keys from
+there, and trusts a record only if the operator signed it.
+
+tenant create, revoke and rotate publish by themselves; run publish after
+agent create or client create, which work on the data dir alone.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tenantName, err := name.value(args)
+			if err != nil {
+				return err
+			}
+			store, err := flags.open()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context())
+			defer cancel()
+			if err := flags.publishIdentities(ctx, store, tenantName); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "identities of tenant %s published\n", tenantName)
+			return nil
+		},
+	}
+	flags.register(cmd, false)
+	name.register(cmd)
+	return cmd
 }
