@@ -19,7 +19,8 @@ import (
 
 // Remote is what an orchestrator on another host than the admin keys knows
 // of identities: the tenants are the creds files in a directory
-// (<dir>/<tenant>.creds, each that tenant's orchestrator user's), and each
+// (<dir>/<tenant>.creds, or <dir>/<tenant>/orchestrator.creds as in a data
+// dir's creds/, each that tenant's orchestrator user's), and each
 // tenant's principals are the records published into its IdentitiesBucket,
 // trusted by the operator's keys alone (PublishIdentities,
 // ReadIdentityRecord). It watches each tenant's bucket, so a principal
@@ -66,7 +67,11 @@ func OpenRemote(url, credsDir string, operatorJWT []byte, opts ...nats.Option) (
 // DefaultCredsFile is the creds of a tenant's orchestrator user: the only
 // creds the view holds, whatever name is asked for.
 func (r *Remote) DefaultCredsFile(tenant, _ string) string {
-	return filepath.Join(r.credsDir, tenant+".creds")
+	flat := filepath.Join(r.credsDir, tenant+".creds")
+	if _, err := os.Stat(flat); err == nil {
+		return flat
+	}
+	return filepath.Join(r.credsDir, tenant, OrchestratorName+".creds")
 }
 
 // Tenants lists the tenants whose orchestrator creds are in the creds
@@ -80,10 +85,13 @@ func (r *Remote) Tenants() ([]Tenant, error) {
 	seen := map[string]bool{}
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".creds")
-		if !ok || protocol.ValidateName("tenant", name) != nil {
+		if e.IsDir() {
+			name, ok = e.Name(), true
+		}
+		if !ok || seen[name] || protocol.ValidateName("tenant", name) != nil {
 			continue
 		}
-		id, err := ReadIdentity(filepath.Join(r.credsDir, e.Name()))
+		id, err := ReadIdentity(r.DefaultCredsFile(name, OrchestratorName))
 		if err != nil || id.Role != RoleOrchestrator || (id.Tenant != "" && id.Tenant != name) {
 			continue // not a tenant's orchestrator creds
 		}

@@ -83,7 +83,7 @@ func TestComposeShape(t *testing.T) {
 
 	want := []string{"init", "nats1", "nats2", "nats3", "nats-ready", "create-tenant", "create-planner", "create-coder",
 		"create-reviewer", "create-summarizer", "create-client", "jaeger", "orchestrator1", "orchestrator2",
-		"planner", "coder", "reviewer", "summarizer", "ready", "demo"}
+		"publish", "planner", "coder", "reviewer", "summarizer", "ready", "demo"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	slices.Sort(want)
