@@ -284,10 +284,24 @@ func (p *NATSPublisher) CheckJetStream(ctx context.Context, creds []byte, inboxP
 	if err != nil {
 		return err
 	}
-	if _, err := js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("auth: JetStream account info as the tenant's orchestrator: %w", err)
+	// A cluster that has just started answers only once it has elected
+	// its JetStream meta leader: ask again until then, within ctx.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || ctx.Err() != nil:
+			return fmt.Errorf("auth: JetStream account info as the tenant's orchestrator: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("auth: JetStream account info as the tenant's orchestrator: %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // FormatSize writes a byte count the way sizes are given on the command
