@@ -244,6 +244,10 @@ func (p *NATSPublisher) JetStreamCapacity(ctx context.Context) (JetStreamCapacit
 	}, nil
 }
 
+// jsSettle bounds how long CheckJetStream waits for a new account's
+// JetStream on a cluster that is still settling.
+const jsSettle = 15 * time.Second
+
 // CheckJetStream implements JetStreamChecker: it connects as creds to the
 // server the publisher is connected to (with the publisher's TLS and
 // dialer), and asks for the account's JetStream information.
@@ -285,7 +289,10 @@ func (p *NATSPublisher) CheckJetStream(ctx context.Context, creds []byte, inboxP
 		return err
 	}
 	// A cluster that has just started answers only once it has elected
-	// its JetStream meta leader: ask again until then, within ctx.
+	// its JetStream meta leader, and enables a new account's JetStream a
+	// moment after the account is published: ask again until then, for
+	// jsSettle at most.
+	settled := time.Now().Add(jsSettle)
 	for {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := js.AccountInfo(actx)
@@ -293,7 +300,7 @@ func (p *NATSPublisher) CheckJetStream(ctx context.Context, creds []byte, inboxP
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || ctx.Err() != nil:
+		case ctx.Err() != nil || time.Now().After(settled):
 			return fmt.Errorf("auth: JetStream account info as the tenant's orchestrator: %w", err)
 		}
 		select {
