@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/internal/procout"
 )
 
@@ -229,7 +230,7 @@ func TestClusterRefused(t *testing.T) {
 // tenant pushed to node 1 works on node 3.
 func TestClusterStockServers(t *testing.T) {
 	bin := natsServerBinary(t)
-	base := freePortRun(t, 6)
+	base := natstest.FreePortRun(t, 6)
 	store, err := auth.Init(filepath.Join(t.TempDir(), "eq"), auth.WithCluster(3, nil), auth.WithClusterPorts(base, base+3))
 	if err != nil {
 		t.Fatal(err)
@@ -280,32 +281,4 @@ func startStockNode(t *testing.T, bin, config string, port int) string {
 	}
 	t.Fatalf("%s: not accepting connections on %s:\n%s", config, addr, out.String())
 	return ""
-}
-
-// freePortRun finds n consecutive free loopback ports and returns the first.
-func freePortRun(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := ln.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{ln}
-		for p := first + 1; p < first+n && p <= 65535; p++ {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if len(held) == n {
-			return first
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
 }

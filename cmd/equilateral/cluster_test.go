@@ -24,6 +24,7 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/internal/agenttest"
+	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
@@ -42,7 +43,7 @@ func TestClusterThreeProcessesTLS(t *testing.T) {
 
 func clusterScenario(t *testing.T, useTLS bool) {
 	dir := filepath.Join(t.TempDir(), "eq")
-	base := freePortRun(t, 6)
+	base := natstest.FreePortRun(t, 6)
 	args := []string{"init", "--data-dir", dir, "--cluster", "3",
 		"--base-port", strconv.Itoa(base), "--base-route-port", strconv.Itoa(base + 3)}
 	if useTLS {
@@ -144,34 +145,6 @@ func clusterScenario(t *testing.T, useTLS bool) {
 			t.Errorf("node %d let a plaintext client in (PONG %v): %s", k+1, pong, info)
 		}
 	}
-}
-
-// freePortRun finds n consecutive free loopback ports and returns the first.
-func freePortRun(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := ln.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{ln}
-		for p := first + 1; p < first+n && p <= 65535; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if len(held) == n {
-			return first
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
 }
 
 // startNode runs `equilateral server --node k` and returns its URL from

@@ -3,7 +3,6 @@ package natstest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -132,22 +131,35 @@ func (c *Cluster) Restart(k int) {
 // for routes.
 func freePortRuns(t testing.TB, n int) (client, route int) {
 	t.Helper()
-	free := func(base int) bool {
-		for p := base; p < base+n; p++ {
+	base := FreePortRun(t, 2*n)
+	return base, base + n
+}
+
+// FreePortRun finds n consecutive free loopback ports and returns the
+// first (a cluster's nodes take port, port+1, ...).
+func FreePortRun(t testing.TB, n int) int {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := ln.Addr().(*net.TCPAddr).Port
+		held := []net.Listener{ln}
+		for p := first + 1; p < first+n && p <= 65535; p++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
-				return false
+				break
 			}
+			held = append(held, l)
+		}
+		for _, l := range held {
 			l.Close()
 		}
-		return true
-	}
-	for range 200 {
-		base := 20000 + rand.IntN(30000)
-		if free(base) && free(base+n) {
-			return base, base + n
+		if len(held) == n {
+			return first
 		}
 	}
-	t.Fatal("no free ports for a cluster")
-	return 0, 0
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }
