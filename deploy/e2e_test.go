@@ -82,16 +82,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestComposeEndToEnd brings the whole compose project up: three routed
-// NATS nodes with a JetStream meta leader, the demo flow run by the demo
-// service to the reviewer's verdict, and its trace in Jaeger with spans of
-// the orchestrator and of each agent of the flow.
-func TestComposeEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no docker-compose project")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
+// upCompose brings a fresh project of docker-compose.yml up (a unique
+// project name, torn down with its volume when the test ends), or skips
+// (fails with EQ_DOCKER_E2E=1) when Docker or an image is missing.
+func upCompose(ctx context.Context, t *testing.T) *compose {
+	t.Helper()
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		skipOrFail(t, "no docker-compose: %v", err)
 	}
@@ -130,26 +125,24 @@ func TestComposeEndToEnd(t *testing.T) {
 		t.Fatalf("docker-compose up -d: %v\n%s", err, out)
 	}
 
-	// The demo is a one-shot: it exits once the flow has finished.
-	demo := c.container("demo")
-	for {
-		out, err := docker(ctx, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", demo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, code, _ := strings.Cut(strings.TrimSpace(out), " "); status == "exited" {
-			if code != "0" {
-				logs, _ := docker(ctx, "logs", demo)
-				t.Fatalf("demo exited %s:\n%s", code, logs)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the demo did not finish in time")
-		case <-time.After(time.Second):
-		}
+	return c
+}
+
+// TestComposeEndToEnd brings the whole compose project up: three routed
+// NATS nodes with a JetStream meta leader, the demo flow run by the demo
+// service to the reviewer's verdict, and its trace in Jaeger with spans of
+// the orchestrator and of each agent of the flow.
+func TestComposeEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no docker-compose project")
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	c := upCompose(ctx, t)
+
+	// The demo is a one-shot: it exits once the flow has finished.
+	c.waitExited(ctx, "demo")
+	demo := c.container("demo")
 	logs, err := docker(ctx, "logs", demo)
 	if err != nil {
 		t.Fatal(err)
