@@ -196,8 +196,14 @@ func TestDefaultValuesRender(t *testing.T) {
 	o := r.deployment(t, "orchestrator", "")
 	checkOrchestrator(t, r, o)
 	args := o.Spec.Template.Spec.Containers[0].Args
-	if !hasArgs(args, "--server", "nats://nats:4222") || !hasArgs(args, "--data-dir", "/var/lib/equilateral") {
-		t.Errorf("orchestrator args = %q, want the data dir and the default server", args)
+	if !hasArgs(args, "--server", "nats://nats:4222") || !hasArgs(args, "--operator-jwt", "/var/lib/equilateral/operator/operator.jwt") ||
+		!hasArgs(args, "--creds-dir", "/var/lib/equilateral/creds") || slices.Contains(args, "--data-dir") {
+		t.Errorf("orchestrator args = %q, want identities over NATS (the operator JWT and the creds dir) and the default server", args)
+	}
+	// identitiesOverNATS: false reads the mounted data-dir view instead.
+	dd := render(t, map[string]any{"orchestrator": map[string]any{"identitiesOverNATS": false}}).deployment(t, "orchestrator", "")
+	if args := dd.Spec.Template.Spec.Containers[0].Args; !hasArgs(args, "--data-dir", "/var/lib/equilateral") || slices.Contains(args, "--operator-jwt") {
+		t.Errorf("orchestrator args with identitiesOverNATS false = %q, want the data dir", args)
 	}
 	if slices.Contains(args, "--policy") {
 		t.Errorf("orchestrator args = %q: --policy without a policy", args)
