@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,15 +85,30 @@ func (s *Store) PublishIdentities(ctx context.Context, js jetstream.JetStream, t
 			replicas = 3
 		}
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      IdentitiesBucket,
-		Description: "Equilateral identities of this tenant, signed by the operator",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	})
-	if err != nil {
-		return fmt.Errorf("auth: identities bucket of %s: %w", tenant, err)
+	// A cluster that has just started may not place the bucket yet (no
+	// leader, not every peer current): ask again for a while.
+	var kv jetstream.KeyValue
+	settled := time.Now().Add(jsSettle)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err = js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
+			Bucket:      IdentitiesBucket,
+			Description: "Equilateral identities of this tenant, signed by the operator",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    max(replicas, 1),
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(settled) {
+			return fmt.Errorf("auth: identities bucket of %s: %w", tenant, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	for key, value := range records {
 		if entry, err := kv.Get(ctx, key); err == nil && string(entry.Value()) == string(value) {

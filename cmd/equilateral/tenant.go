@@ -84,8 +84,10 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 				return withCapacityHint(err)
 			}
 			if tenant.Limits.JetStream {
+				// The tenant exists either way; orchestrators on other
+				// hosts learn its principals once they are published.
 				if err := flags.publishIdentities(ctx, store, tenant.Name); err != nil {
-					return err
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 				}
 			}
 			if flags.json {
