@@ -16,8 +16,3 @@ type Cancel struct {
 	// attempt timed out, the agent is at its concurrency limit...
 	Message string `json:"message"`
 }
-
-// ControlRefused is where an agent hears that its report or heartbeat
-// was refused (io.equilateral.report.refused.v1, data Refused).
-// eq.ctl.<agent>.refused
-func ControlRefused(agent string) string { return "eq.ctl." + agent + ".refused" }

@@ -98,6 +98,11 @@ func ControlCancel(agent string) string { return "eq.ctl." + agent + ".cancel" }
 // eq.ctl.<agent>.subtask
 func ControlSubtask(agent string) string { return "eq.ctl." + agent + ".subtask" }
 
+// ControlRefused is where an agent hears that its report or heartbeat
+// was refused (io.equilateral.report.refused.v1, data Refused).
+// eq.ctl.<agent>.refused
+func ControlRefused(agent string) string { return "eq.ctl." + agent + ".refused" }
+
 // ClientTask carries a task's events to the client that submitted it.
 // eq.client.<client>.task.<taskid>
 func ClientTask(client, taskID string) string { return "eq.client." + client + ".task." + taskID }
