@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,14 +22,29 @@ import (
 
 const composeFile = "../docker-compose.yml"
 
+// composeTLSFile, laid over composeFile, turns TLS on for every client and
+// route connection.
+const composeTLSFile = "../docker-compose.tls.yml"
+
+// stacks are the projects the repository ships: the compose file alone, and
+// with TLS laid over it.
+var stacks = []struct {
+	name  string
+	files []string
+}{
+	{"plain", []string{composeFile}},
+	{"tls", []string{composeFile, composeTLSFile}},
+}
+
 // eqImage is the equilateral image the compose file runs unless EQ_IMAGE
 // says otherwise.
 const eqImage = "equilateral:dev"
 
-// loadCompose parses docker-compose.yml as Compose does.
-func loadCompose(t testing.TB, env ...string) *types.Project {
+// loadCompose parses compose files, each laid over the one before, as
+// Compose does.
+func loadCompose(t testing.TB, files []string, env ...string) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{composeFile},
+	opts, err := cli.NewProjectOptions(files,
 		cli.WithName("eqtest"),
 		cli.WithEnv(env),
 		cli.WithResolvedPaths(true))
@@ -64,21 +80,28 @@ func goModVersion(t testing.TB, gomod, module string) string {
 // TestComposeShape: what docker-compose 1.29.2 accepts, and the services,
 // images and order the deployment needs.
 func TestComposeShape(t *testing.T) {
-	p := loadCompose(t)
+	for _, st := range stacks {
+		t.Run(st.name, func(t *testing.T) { checkComposeShape(t, st.files) })
+	}
+}
 
-	raw, err := os.ReadFile(composeFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var top map[string]any
-	if err := yaml.Unmarshal(raw, &top); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := top["name"]; ok {
-		t.Error("top-level name: docker-compose 1.29.2 rejects it")
-	}
-	if v, _ := top["version"].(string); !strings.HasPrefix(v, "3.") {
-		t.Errorf("version %q: docker-compose 1.29.2 wants a 3.x file", v)
+func checkComposeShape(t *testing.T, files []string) {
+	p := loadCompose(t, files)
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var top map[string]any
+		if err := yaml.Unmarshal(raw, &top); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := top["name"]; ok {
+			t.Errorf("%s: top-level name: docker-compose 1.29.2 rejects it", file)
+		}
+		if v, _ := top["version"].(string); !strings.HasPrefix(v, "3.") {
+			t.Errorf("%s: version %q: docker-compose 1.29.2 wants a 3.x file", file, v)
+		}
 	}
 
 	want := []string{"init", "nats1", "nats2", "nats3", "nats-ready", "create-tenant", "create-planner", "create-coder",
@@ -143,7 +166,7 @@ func TestComposeShape(t *testing.T) {
 		}
 	}
 
-	if got := loadCompose(t, "EQ_IMAGE=registry.example/equilateral:1.0").Services["demo"].Image; got != "registry.example/equilateral:1.0" {
+	if got := loadCompose(t, files, "EQ_IMAGE=registry.example/equilateral:1.0").Services["demo"].Image; got != "registry.example/equilateral:1.0" {
 		t.Errorf("EQ_IMAGE: demo runs %s", got)
 	}
 }
@@ -169,7 +192,13 @@ func equilateralArgs(p *types.Project) map[string][]string {
 // flag, or a flag without its value, fails there as it would in the
 // container.
 func TestComposeCommandsParse(t *testing.T) {
-	p := loadCompose(t)
+	for _, st := range stacks {
+		t.Run(st.name, func(t *testing.T) { checkComposeCommandsParse(t, st.files) })
+	}
+}
+
+func checkComposeCommandsParse(t *testing.T, files []string) {
+	p := loadCompose(t, files)
 	bin := equilateralBin(t)
 	lines := equilateralArgs(p)
 	if len(lines) < 15 {
@@ -196,7 +225,13 @@ func TestComposeCommandsParse(t *testing.T) {
 // service it runs in, routes to the other two, keeps its state in the
 // volume, and passes nats-server -t.
 func TestComposeNATSConfigs(t *testing.T) {
-	p := loadCompose(t)
+	for _, st := range stacks {
+		t.Run(st.name, func(t *testing.T) { checkComposeNATSConfigs(t, st.files, st.name == "tls") })
+	}
+}
+
+func checkComposeNATSConfigs(t *testing.T, files []string, wantTLS bool) {
+	p := loadCompose(t, files)
 	init := p.Services["init"].Command
 	i := slices.Index(init, "--data-dir")
 	if i < 0 || i+1 >= len(init) {
@@ -264,6 +299,12 @@ func TestComposeNATSConfigs(t *testing.T) {
 		others := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == node })
 		if !slices.Equal(routes, others) {
 			t.Errorf("%s routes to %v, want %v (the other services)", node, routes, others)
+		}
+		if tlsOn := opts.TLSConfig != nil && opts.Cluster.TLSConfig != nil; tlsOn != wantTLS {
+			t.Errorf("%s: TLS for clients %v and routes %v, want %v", node, opts.TLSConfig != nil, opts.Cluster.TLSConfig != nil, wantTLS)
+		}
+		if wantTLS && opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+			t.Errorf("%s: routes do not verify each other's certificates (client auth %v)", node, opts.Cluster.TLSConfig.ClientAuth)
 		}
 		if !strings.HasPrefix(opts.StoreDir, local+"/") || !strings.Contains(opts.StoreDir, "/"+node+"/") {
 			t.Errorf("%s: JetStream store %s is not the node's own in the data dir", node, opts.StoreDir)

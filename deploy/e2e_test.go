@@ -36,15 +36,21 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skip(msg + " (set EQ_DOCKER_E2E=1 to make this a failure)")
 }
 
-// compose is one docker-compose project of docker-compose.yml.
+// compose is one docker-compose project of files (each laid over the one
+// before).
 type compose struct {
 	t       *testing.T
 	project string
+	files   []string
 	env     []string
 }
 
 func (c *compose) run(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "docker-compose", append([]string{"-f", composeFile}, args...)...)
+	var fileArgs []string
+	for _, f := range c.files {
+		fileArgs = append(fileArgs, "-f", f)
+	}
+	cmd := exec.CommandContext(ctx, "docker-compose", append(fileArgs, args...)...)
 	cmd.Env = append(os.Environ(), c.env...)
 	return cmd.CombinedOutput()
 }
@@ -82,10 +88,10 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// upCompose brings a fresh project of docker-compose.yml up (a unique
-// project name, torn down with its volume when the test ends), or skips
-// (fails with EQ_DOCKER_E2E=1) when Docker or an image is missing.
-func upCompose(ctx context.Context, t *testing.T) *compose {
+// upCompose brings a fresh project of files up (a unique project name,
+// torn down with its volume when the test ends), or skips (fails with
+// EQ_DOCKER_E2E=1) when Docker or an image is missing.
+func upCompose(ctx context.Context, t *testing.T, files ...string) *compose {
 	t.Helper()
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		skipOrFail(t, "no docker-compose: %v", err)
@@ -93,7 +99,7 @@ func upCompose(ctx context.Context, t *testing.T) *compose {
 	if _, err := docker(ctx, "version", "--format", "{{.Server.Version}}"); err != nil {
 		skipOrFail(t, "no Docker daemon reachable: %v", err)
 	}
-	p := loadCompose(t)
+	p := loadCompose(t, files)
 	var images []string
 	for _, s := range p.Services {
 		if !slices.Contains(images, s.Image) {
@@ -108,7 +114,7 @@ func upCompose(ctx context.Context, t *testing.T) *compose {
 
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	c := &compose{t: t, project: "eqe2e" + hex.EncodeToString(suffix)}
+	c := &compose{t: t, project: "eqe2e" + hex.EncodeToString(suffix), files: files}
 	c.env = []string{"COMPOSE_PROJECT_NAME=" + c.project, "EQ_JAEGER_PORT=" + strconv.Itoa(freePort(t))}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -138,40 +144,58 @@ func TestComposeEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	c := upCompose(ctx, t)
+	c := upCompose(ctx, t, composeFile)
+	traceID := c.demoApproved(ctx)
 
-	// The demo is a one-shot: it exits once the flow has finished.
+	t.Run("cluster", func(t *testing.T) {
+		checkCluster(ctx, t, "nats://"+c.ip(ctx, "nats1")+":4222", c.copyOut(ctx, t, "system/admin.creds"))
+	})
+	t.Run("trace", func(t *testing.T) { checkTrace(ctx, t, c, traceID) })
+}
+
+// demoApproved waits for the demo one-shot to exit and checks that its
+// flow completed with the reviewer's approval; it returns the trace id.
+func (c *compose) demoApproved(ctx context.Context) string {
+	c.t.Helper()
 	c.waitExited(ctx, "demo")
-	demo := c.container("demo")
-	logs, err := docker(ctx, "logs", demo)
+	logs, err := docker(ctx, "logs", c.container("demo"))
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
 	var task struct {
 		State   string          `json:"state"`
 		Output  json.RawMessage `json:"output"`
 		TraceID string          `json:"trace_id"`
 	}
-	if err := json.Unmarshal([]byte(logs[strings.Index(logs, "{"):]), &task); err != nil {
-		t.Fatalf("demo output: %v\n%s", err, logs)
+	start := strings.Index(logs, "{")
+	if start < 0 {
+		c.t.Fatalf("demo printed no task:\n%s", logs)
+	}
+	if err := json.Unmarshal([]byte(logs[start:]), &task); err != nil {
+		c.t.Fatalf("demo output: %v\n%s", err, logs)
 	}
 	if task.State != "completed" || string(task.Output) != `{"approved":true}` && !strings.Contains(string(task.Output), `"approved": true`) {
-		t.Fatalf("demo flow: state %s, output %s", task.State, task.Output)
+		c.t.Fatalf("demo flow: state %s, output %s", task.State, task.Output)
 	}
-
-	t.Run("cluster", func(t *testing.T) { checkCluster(ctx, t, c) })
-	t.Run("trace", func(t *testing.T) { checkTrace(ctx, t, c, task.TraceID) })
+	return task.TraceID
 }
 
-// checkCluster asks every server, as the system account, for its
-// JetStream state: three answer (so they are routed) and agree on a meta
-// leader of a cluster of three.
-func checkCluster(ctx context.Context, t *testing.T, c *compose) {
-	creds := filepath.Join(t.TempDir(), "admin.creds")
-	if _, err := docker(ctx, "cp", c.container("init")+":/data/eq/system/admin.creds", creds); err != nil {
+// copyOut copies a file of the data dir (relative to /data/eq) out of the
+// init container, into a temporary directory, and returns its path there.
+func (c *compose) copyOut(ctx context.Context, t *testing.T, rel string) string {
+	t.Helper()
+	local := filepath.Join(t.TempDir(), filepath.Base(rel))
+	if _, err := docker(ctx, "cp", c.container("init")+":/data/eq/"+rel, local); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect("nats://"+c.ip(ctx, "nats1")+":4222", nats.UserCredentials(creds), nats.CustomInboxPrefix("_INBOX_admin"))
+	return local
+}
+
+// checkCluster asks every server, through url as the system account
+// (adminCreds), for its JetStream state: three answer (so they are routed)
+// and agree on a meta leader of a cluster of three.
+func checkCluster(ctx context.Context, t *testing.T, url, adminCreds string, opts ...nats.Option) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.UserCredentials(adminCreds), nats.CustomInboxPrefix("_INBOX_admin")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

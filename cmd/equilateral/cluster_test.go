@@ -3,10 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
@@ -124,7 +120,7 @@ func clusterScenario(t *testing.T, useTLS bool) {
 	}
 	if !useTLS {
 		// The control for the TLS case: the hand-made client gets in.
-		if _, pong, err := plaintextConnect(urls[2], clientCreds); err != nil || !pong {
+		if _, pong, err := natstest.PlaintextConnect(urls[2], clientCreds); err != nil || !pong {
 			t.Fatalf("plaintext client on node 3 without TLS: PONG %v, %v", pong, err)
 		}
 		return
@@ -137,7 +133,7 @@ func clusterScenario(t *testing.T, useTLS bool) {
 	}
 	// A plaintext client with good creds is refused.
 	for k, u := range urls {
-		info, pong, err := plaintextConnect(u, clientCreds)
+		info, pong, err := natstest.PlaintextConnect(u, clientCreds)
 		if err != nil {
 			t.Fatalf("node %d: %v", k+1, err)
 		}
@@ -213,61 +209,6 @@ func waitMetaLeader(t *testing.T, url, sysCreds string, opts []nats.Option) {
 		}
 	}
 	t.Fatalf("no JetStream meta leader of 3 nodes; last answer: %s", last)
-}
-
-// plaintextConnect speaks the NATS protocol by hand, without TLS: it reads
-// INFO, answers with CONNECT as the principal of creds (its JWT and the
-// nonce signed with its seed) and PING, and reports whether the server
-// answered PONG. It returns an error if no NATS server is there at all.
-func plaintextConnect(url, creds string) (info string, pong bool, err error) {
-	raw, err := os.ReadFile(creds)
-	if err != nil {
-		return "", false, err
-	}
-	userJWT, err := jwt.ParseDecoratedJWT(raw)
-	if err != nil {
-		return "", false, err
-	}
-	kp, err := nkeys.ParseDecoratedNKey(raw)
-	if err != nil {
-		return "", false, err
-	}
-	_, hostPort, _ := strings.Cut(url, "://")
-	conn, err := net.DialTimeout("tcp", hostPort, 5*time.Second)
-	if err != nil {
-		return "", false, err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(conn)
-	info, err = r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(info, "INFO ") {
-		return info, false, fmt.Errorf("no INFO from %s: %v", hostPort, err)
-	}
-	var serverInfo struct {
-		Nonce string `json:"nonce"`
-	}
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(info), "INFO ")), &serverInfo); err != nil {
-		return info, false, err
-	}
-	sig, err := kp.Sign([]byte(serverInfo.Nonce))
-	if err != nil {
-		return info, false, err
-	}
-	connect, _ := json.Marshal(map[string]any{"jwt": userJWT, "sig": base64.RawURLEncoding.EncodeToString(sig),
-		"verbose": false, "pedantic": false, "protocol": 1, "headers": true})
-	if _, err := fmt.Fprintf(conn, "CONNECT %s\r\nPING\r\n", connect); err != nil {
-		return info, false, nil // the server hung up: no PONG
-	}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return info, false, nil
-		}
-		if strings.HasPrefix(line, "PONG") {
-			return info, true, nil
-		}
-	}
 }
 
 // lockedBuffer is a bytes.Buffer a child process writes while the test reads it.
