@@ -81,7 +81,11 @@ signed by the tenant's scoped ` + string(role) + ` key.
 The creds file (0600) works with the nats CLI (--creds FILE --inbox-prefix
 _INBOX_<name>). It defaults to DIR/creds/<tenant>/<name>.creds; an existing
 file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.
-` + dataDirOnly,
+
+It then publishes the tenant's identities to the server at --server, for
+orchestrators that learn them over NATS (docs/identity.md); when no server
+answers it warns and succeeds (` + "`tenant publish T`" + ` does it later), and
+--offline skips it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := name.value(args)
 			if err != nil {
@@ -102,10 +106,16 @@ file is never overwritten. Names are [a-z0-9][a-z0-9_-]{0,63}.
 			if err != nil {
 				return err
 			}
+			// The creds work at once (the account trusts the role's key);
+			// orchestrators on other hosts learn the principal when it is
+			// published. A server that is not running is no error here.
+			if err := flags.publishIdentities(ctx, store, tenant); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+			}
 			return printIssued(cmd, flags.json, store, p, out, "created")
 		},
 	}
-	flags.register(cmd, false)
+	flags.register(cmd, true)
 	name.register(cmd)
 	tenantFlag(cmd, &tenant)
 	if role == auth.RoleAgent {

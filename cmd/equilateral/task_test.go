@@ -145,7 +145,8 @@ func TestOrchestratorCommandNeedsNoSeeds(t *testing.T) {
 
 // TestOrchestratorLearnsIdentitiesOverNATS: after `tenant publish`, an
 // orchestrator given only the operator JWT and a directory with the
-// tenant's orchestrator creds (no data dir at all) serves the tenant.
+// tenant's orchestrator creds (no data dir at all) serves the tenant, and
+// a client created later, which `client create` publishes.
 func TestOrchestratorLearnsIdentitiesOverNATS(t *testing.T) {
 	own := t.TempDir() // the orchestrator host's files
 	dir, url := startTaskStack(t, stackSetup{orchestratorArgs: func(dir, url string) []string {
@@ -164,6 +165,14 @@ func TestOrchestratorLearnsIdentitiesOverNATS(t *testing.T) {
 		return []string{"orchestrator", "--operator-jwt", filepath.Join(own, "operator.jwt"), "--creds-dir", filepath.Join(own, "creds"), "--server", url}
 	}})
 	submitHi(t, url, filepath.Join(dir, "creds", "acme", "client.creds"))
+
+	// A client created while it runs is published by `client create`
+	// itself: the orchestrator takes its submits with no `tenant publish`.
+	created := run(t, "client", "create", "latecomer", "--tenant", "acme", "--data-dir", dir, "--server", url).ok(t)
+	if strings.Contains(created.stderr, "warning") {
+		t.Fatalf("client create did not publish: %s", created.stderr)
+	}
+	submitHi(t, url, filepath.Join(dir, "creds", "acme", "latecomer.creds"))
 }
 
 func TestCLITasks(t *testing.T) {
