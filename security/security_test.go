@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLevelsAreOrderedAndEachAddsControls(t *testing.T) {
@@ -126,6 +127,16 @@ func TestSettingsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, err := ReadSettings(dir); err != nil || got != want {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	if want.CredentialLifetime() != DefaultMaxCredentialAge || Default().CredentialLifetime() != 0 {
+		t.Errorf("credential lifetime: advanced %v, enhanced %v", want.CredentialLifetime(), Default().CredentialLifetime())
+	}
+	aged := Settings{Level: Enterprise, Environment: EnterpriseEnv, MaxCredentialAge: Duration(time.Hour)}
+	if err := WriteSettings(dir, aged); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadSettings(dir); err != nil || got != aged || got.CredentialLifetime() != time.Hour {
 		t.Fatalf("read back %+v, %v", got, err)
 	}
 	raw, _ := json.Marshal(want)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Settings are a system's chosen level and environment: in the data dir
@@ -16,6 +17,43 @@ import (
 type Settings struct {
 	Level       Level       `json:"level" yaml:"level"`
 	Environment Environment `json:"environment" yaml:"environment"`
+	// MaxCredentialAge, from advanced up, is how long creds issued now
+	// stay valid (their JWT expiry); 0 means DefaultMaxCredentialAge.
+	MaxCredentialAge Duration `json:"max_credential_age,omitempty" yaml:"max_credential_age,omitempty"`
+}
+
+// DefaultMaxCredentialAge is the credential maximum age when none is set.
+const DefaultMaxCredentialAge = 30 * 24 * time.Hour
+
+// CredentialLifetime is how long creds issued under s stay valid: 0 (no
+// expiry) below advanced.
+func (s Settings) CredentialLifetime() time.Duration {
+	if !s.Level.Has(CredentialMaxAge) {
+		return 0
+	}
+	if s.MaxCredentialAge > 0 {
+		return time.Duration(s.MaxCredentialAge)
+	}
+	return DefaultMaxCredentialAge
+}
+
+// Duration is a time.Duration written as text ("720h") in JSON and YAML.
+type Duration time.Duration
+
+// MarshalText writes d as time.Duration does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads "720h", "30m" and the like.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %s: must not be negative", b)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Default is what a new data dir and `dev` run at: enhanced, development.
