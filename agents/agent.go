@@ -16,6 +16,7 @@ import (
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // ErrConnectionClosed is what Run returns when the server ends the
@@ -194,6 +195,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.nc.Close()
 		return errors.New("agents: no handlers: call Handle before Run")
 	}
+	if err := a.requireLevel(ctx); err != nil {
+		a.nc.Close()
+		return err
+	}
 	subs, err := a.subscribe()
 	if err != nil {
 		a.nc.Close()
@@ -215,6 +220,32 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrConnectionClosed, errOrClosed(err))
 		case <-ctx.Done():
 			return a.drain(subs)
+		}
+	}
+}
+
+// requireLevel, with WithMinimumLevel, asks the orchestrator's level and
+// refuses one below the minimum; it waits for an orchestrator to answer.
+func (a *Agent) requireLevel(ctx context.Context) error {
+	if a.cfg.minLevel == 0 {
+		return nil
+	}
+	for {
+		info, err := a.client.Info(ctx)
+		if err == nil {
+			if err := security.Require(a.cfg.minLevel, info.SecurityLevel); err != nil {
+				return fmt.Errorf("agents: %w", err)
+			}
+			return nil
+		}
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("agents: cannot learn the orchestrator's security level: %w", err)
+		}
+		a.log.InfoContext(ctx, "waiting for an orchestrator to say its security level", "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // Option configures an Agent.
@@ -31,6 +32,7 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	keys           bus.KeyRegistry
 	natsOptions    []nats.Option
+	minLevel       security.Level
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -92,6 +94,14 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.l
 // WithTracerProvider sets where spans go (default: the global provider).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithMinimumLevel makes Run ask the orchestrator what security level it
+// runs at (eq.tasks.info) before taking any task, and refuse to work with
+// one below min: Run returns an error wrapping security.ErrBelowRequired.
+// While no orchestrator answers yet, Run asks again every second.
+func WithMinimumLevel(min security.Level) Option {
+	return optionFunc(func(c *config) { c.minLevel = min })
 }
 
 // WithKeys pins the keys that verify the orchestrator's events (for

@@ -48,6 +48,7 @@ func rolePermissions(r Role) jwt.Permissions {
 			Pub: jwt.Permission{Allow: jwt.StringList{
 				protocol.AgentOutput(nameExpr),
 				protocol.TasksSubmit,
+				protocol.TasksInfo,
 			}},
 			Sub: jwt.Permission{Allow: jwt.StringList{
 				protocol.Capability(capabilityExpr),
@@ -62,6 +63,7 @@ func rolePermissions(r Role) jwt.Permissions {
 				protocol.TasksGet,
 				protocol.TasksList,
 				protocol.TasksCancel,
+				protocol.TasksInfo,
 			}},
 			Sub: jwt.Permission{Allow: jwt.StringList{
 				protocol.ClientEvents(nameExpr),

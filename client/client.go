@@ -130,6 +130,15 @@ func (c *Client) List(ctx context.Context, req protocol.ListRequest) (protocol.L
 	return l, err
 }
 
+// Info asks the orchestrator what it runs at: its security level,
+// environment and the controls the level switches on. Its answer is
+// verified like every reply.
+func (c *Client) Info(ctx context.Context) (protocol.Info, error) {
+	var info protocol.Info
+	err := c.call(ctx, protocol.TasksInfo, protocol.TypeInfoGet, protocol.TypeInfoView, protocol.InfoRequest{}, &info)
+	return info, err
+}
+
 // Update is one event about a watched task.
 type Update struct {
 	Type   string             // the event type (dispatched, progress, completed...)

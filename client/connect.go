@@ -10,6 +10,7 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // Connect dials the NATS server at url (or a comma-separated list of
@@ -56,6 +57,16 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 		return nil, err
 	}
 	c.nc = nc
+	if cfg.minLevel != 0 {
+		info, err := c.Info(ctx)
+		if err == nil {
+			err = security.Require(cfg.minLevel, info.SecurityLevel)
+		}
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
 	return c, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // Option configures Connect.
@@ -19,6 +20,7 @@ type config struct {
 	keys           bus.KeyRegistry
 	tracerProvider trace.TracerProvider
 	natsOptions    []nats.Option
+	minLevel       security.Level
 }
 
 func newConfig(opts []Option) *config {
@@ -39,6 +41,14 @@ func WithKeys(keys bus.KeyRegistry) Option { return optionFunc(func(c *config) {
 // as nats.RootCAs for a server whose TLS certificate a private CA signed.
 func WithNATSOptions(opts ...nats.Option) Option {
 	return optionFunc(func(c *config) { c.natsOptions = append(c.natsOptions, opts...) })
+}
+
+// WithMinimumLevel makes Connect ask the orchestrator what security level
+// it runs at (eq.tasks.info) and refuse to work with one below min: the
+// error wraps security.ErrBelowRequired. ctx then bounds that question
+// too.
+func WithMinimumLevel(min security.Level) Option {
+	return optionFunc(func(c *config) { c.minLevel = min })
 }
 
 // WithTracerProvider traces requests with tp (default: the global one).

@@ -42,6 +42,7 @@ type auditor struct {
 	log    *slog.Logger
 	seal   func(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error)
 	source string
+	level  string // the security level, on every record
 
 	mu      sync.Mutex
 	pending map[string]jetstream.PubAckFuture // final records in flight, by task
@@ -131,6 +132,7 @@ func (a *auditor) record(ctx context.Context, e auditEntry) {
 		msg.Header.Set(protocol.AuditHeaderSubject, e.refusal.Subject)
 	}
 	msg.Header.Set(protocol.AuditHeaderDecision, e.decision)
+	msg.Header.Set(protocol.AuditHeaderSecurityLevel, a.level)
 	if e.recovered {
 		msg.Header.Set(protocol.AuditHeaderRecovered, "true")
 	}

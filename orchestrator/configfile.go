@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/internal/yamlerr"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // Config is the orchestrator's config file (`equilateral orchestrator
@@ -28,6 +29,9 @@ import (
 //	result_ttl: 168h
 //	metrics_addr: 0.0.0.0:9464
 //	log_json: true
+//	security:
+//	  level: advanced        # foundation | enhanced | advanced | enterprise
+//	environment: production  # development | production | enterprise
 type Config struct {
 	// Servers are the NATS URLs to connect to (any of them will do).
 	Servers []string `yaml:"servers"`
@@ -47,6 +51,16 @@ type Config struct {
 	ResultTTL   time.Duration `yaml:"result_ttl"`
 	MetricsAddr string        `yaml:"metrics_addr"`
 	LogJSON     bool          `yaml:"log_json"`
+	// Security holds the level; Environment the environment whose gate
+	// the level must pass (docs/security.md, "Levels"). Unset: the data
+	// dir's settings, or enhanced in development.
+	Security    SecurityConfig       `yaml:"security"`
+	Environment security.Environment `yaml:"environment"`
+}
+
+// SecurityConfig is the config file's security: section.
+type SecurityConfig struct {
+	Level security.Level `yaml:"level"`
 }
 
 // ParseConfig reads a config file; name names it in errors, and relative

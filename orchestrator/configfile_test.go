@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -18,13 +19,17 @@ replicas: 3
 result_ttl: 48h
 metrics_addr: 0.0.0.0:9464
 log_json: true
+security:
+  level: advanced
+environment: production
 `), "/etc/equilateral/orchestrator.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Servers) != 2 || c.Servers[1] != "nats://nats2:4222" || c.DataDir != "/etc/equilateral/eq" ||
 		c.TLSCA != "/etc/equilateral/ca.pem" || c.Policy != "/etc/equilateral/policy.yaml" || c.Replicas != 3 ||
-		c.ResultTTL != 48*time.Hour || c.MetricsAddr != "0.0.0.0:9464" || !c.LogJSON {
+		c.ResultTTL != 48*time.Hour || c.MetricsAddr != "0.0.0.0:9464" || !c.LogJSON ||
+		c.Security.Level != security.Advanced || c.Environment != security.Production {
 		t.Fatalf("parsed %+v", c)
 	}
 	for _, tc := range []struct{ yaml, says string }{
@@ -35,6 +40,8 @@ log_json: true
 		{"replicas: 1\n---\nreplicas: 2\n", "more than one YAML document"},
 		{"data_dir: /eq\noperator_jwt: o.jwt\ncreds_dir: c\n", "not both"},
 		{"operator_jwt: o.jwt\n", "go together"},
+		{"security:\n  level: paranoid\n", `security level "paranoid": want one of foundation, enhanced, advanced, enterprise`},
+		{"environment: staging\n", `environment "staging": want one of development, production, enterprise`},
 	} {
 		if _, err := orchestrator.ParseConfig([]byte(tc.yaml), "o.yaml"); err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("ParseConfig(%q) = %v; want %q", tc.yaml, err, tc.says)

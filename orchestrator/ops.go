@@ -66,6 +66,28 @@ func (op *operations) handleCancel(ctx context.Context, m *bus.Message) {
 	op.admission.respond(ctx, m, protocol.TypeTaskView, task.ID, task.view())
 }
 
+// handleInfo answers what the orchestrator runs at: its security level,
+// environment and the controls the level switches on.
+func (op *operations) handleInfo(ctx context.Context, m *bus.Message) {
+	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
+		op.admission.refuse(ctx, m, protocol.ReasonForbidden, "the reply subject must be your own inbox")
+		return
+	}
+	if len(m.Event.Data()) > 0 {
+		var req protocol.InfoRequest
+		if err := decode(m, &req); err != nil {
+			op.admission.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
+			return
+		}
+	}
+	s := op.cfg.security
+	info := protocol.Info{SecurityLevel: s.Level.String(), Environment: s.Environment.String(), Controls: []string{}}
+	for _, c := range s.Level.On() {
+		info.Controls = append(info.Controls, string(c))
+	}
+	op.admission.respond(ctx, m, protocol.TypeInfoView, "", info)
+}
+
 // handleList answers one page of the caller's tasks, newest first, from
 // the index: the cost is the page, not the tenant's task count.
 func (op *operations) handleList(ctx context.Context, m *bus.Message) {

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/security"
 	"github.com/equilateral-agents/equilateral/telemetry/metrics"
 )
 
@@ -46,6 +47,9 @@ type config struct {
 	replicas int
 	// natsOptions are added to every tenant connection (TLS, timeouts).
 	natsOptions []nats.Option
+	// security is the level and environment it announces (info replies,
+	// audit records); the start gate is the caller's (security.Check).
+	security security.Settings
 }
 
 // Option configures an Orchestrator.
@@ -54,6 +58,14 @@ type Option interface{ apply(*config) }
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
+
+// WithSecurity sets the security level and environment the orchestrator
+// runs at and announces: in its answer on eq.tasks.info and in every
+// audit record (default security.Default(): enhanced, development). The
+// caller runs the start gate (security.Check) before Run.
+func WithSecurity(s security.Settings) Option {
+	return optionFunc(func(c *config) { c.security = s })
+}
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
@@ -121,9 +133,13 @@ func New(url string, identities Identities, opts ...Option) (*Orchestrator, erro
 		auditMaxAge:   0, // kept until an operator decides otherwise
 		discoverEvery: time.Second,
 		tick:          50 * time.Millisecond,
+		security:      security.Default(),
 	}
 	for _, o := range opts {
 		o.apply(cfg)
+	}
+	if !cfg.security.Level.Valid() || !cfg.security.Environment.Valid() {
+		return nil, fmt.Errorf("orchestrator: security settings %+v: want a level and an environment", cfg.security)
 	}
 	if err := cfg.tenantPolicies.Check(); err != nil {
 		return nil, fmt.Errorf("orchestrator: %w", err)

@@ -125,7 +125,7 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source}
+	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source, level: cfg.security.Level.String()}
 
 	index := newTaskIndex(cfg.resultTTL)
 	t.lifecycle = &lifecycle{base: b}
@@ -150,6 +150,7 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		{protocol.TasksGet, chain(t.operations.handleGet, a.boundTypes, a.metered)},
 		{protocol.TasksList, chain(t.operations.handleList, a.boundTypes, a.metered)},
 		{protocol.TasksCancel, chain(t.operations.handleCancel, a.boundTypes, a.metered, a.once)},
+		{protocol.TasksInfo, chain(t.operations.handleInfo, a.boundTypes, a.metered)},
 		{protocol.AllAgentsWildcard, t.lanes.wrap(chain(t.agentMessage, a.boundTypes), byReportTask)},
 	}
 	for _, h := range handlers {

@@ -13,6 +13,9 @@ const (
 	AuditHeaderRequestID = "Eq-Request-Id"
 	AuditHeaderTaskID    = "Eq-Task-Id"
 	AuditHeaderSubject   = "Eq-Subject"
+	// AuditHeaderSecurityLevel is the level the orchestrator ran at when
+	// it wrote the record.
+	AuditHeaderSecurityLevel = "Eq-Security-Level"
 	// AuditHeaderRecovered ("true") marks a record written from the stored
 	// task because the record made when it was decided was not confirmed
 	// (the orchestrator that decided died first); it holds the

@@ -71,6 +71,9 @@ var bodies = []Body{
 	{Type: TypeTaskCancel, Subject: TasksCancel, From: fromClient, To: toOrchestrator,
 		Doc:   "Cancels one of the requester's own tasks and its subtasks. Answered with io.equilateral.task.view.v1 (the task as it now stands; a task already final is returned unchanged) or a refusal.",
 		Value: TaskRef{}},
+	{Type: TypeInfoGet, Subject: TasksInfo, From: fromSubmitter, To: toOrchestrator,
+		Doc:   "Asks what the orchestrator runs at. The data is empty (no body at all) or {}. Answered with io.equilateral.info.view.v1.",
+		Value: InfoRequest{}},
 
 	// Replies.
 	{Type: TypeTaskAccepted, Subject: replySubject, From: fromOrchestrator, To: toRequester,
@@ -85,6 +88,9 @@ var bodies = []Body{
 	{Type: TypeTaskListing, Subject: replySubject, From: fromOrchestrator, To: toRequester,
 		Doc:   "The answer to a list: one page of tasks, newest first.",
 		Value: Listing{}},
+	{Type: TypeInfoView, Subject: replySubject, From: fromOrchestrator, To: toRequester,
+		Doc:   "The orchestrator's security level, environment and the controls its level switches on.",
+		Value: Info{}},
 
 	// Client events: one per state change of a task the client submitted.
 	{Type: TypeTaskSubmitted, Subject: ClientTask("<client>", "<task_id>"), From: fromOrchestrator, To: toClient,

@@ -171,6 +171,8 @@ func OperationType(subject string) string {
 		return TypeTaskList
 	case TasksCancel:
 		return TypeTaskCancel
+	case TasksInfo:
+		return TypeInfoGet
 	}
 	return ""
 }

@@ -48,6 +48,9 @@ const (
 	TasksList = "eq.tasks.list"
 	// TasksCancel cancels a task and its subtasks. eq.tasks.cancel
 	TasksCancel = "eq.tasks.cancel"
+	// TasksInfo says what the orchestrator runs at (its security level),
+	// for clients and agents that require a level. eq.tasks.info
+	TasksInfo = "eq.tasks.info"
 )
 
 // Event types of requests and replies.
@@ -66,7 +69,23 @@ const (
 	TypeSubtaskFinished = "io.equilateral.subtask.finished.v1"
 	TypeAgentHeartbeat  = "io.equilateral.agent.heartbeat.v1"
 	TypeTaskPartial     = "io.equilateral.task.partial.v1"
+	TypeInfoGet         = "io.equilateral.info.get.v1"
+	TypeInfoView        = "io.equilateral.info.view.v1"
 )
+
+// InfoRequest is the data of io.equilateral.info.get.v1: nothing.
+type InfoRequest struct{}
+
+// Info is the answer to io.equilateral.info.get.v1: the security level the
+// orchestrator runs at (PRODUCT.md "Progressive security"), its
+// environment, and the controls the level switches on. A client or agent
+// that requires a level compares SecurityLevel with it: foundation <
+// enhanced < advanced < enterprise.
+type Info struct {
+	SecurityLevel string   `json:"security_level"`
+	Environment   string   `json:"environment"`
+	Controls      []string `json:"controls"`
+}
 
 // SubmitRequest is the data of io.equilateral.task.submit.v1.
 type SubmitRequest struct {

@@ -1,0 +1,93 @@
+package orchestrator_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/equilateral-agents/equilateral/agents"
+	eqclient "github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
+)
+
+// TestOrchestratorAnnouncesItsLevel: an orchestrator at advanced in
+// production says so on eq.tasks.info (with the controls of advanced and
+// none of enterprise) and heads every audit record with its level; a
+// client or an agent that requires enterprise refuses to work with it,
+// one that requires advanced works.
+func TestOrchestratorAnnouncesItsLevel(t *testing.T) {
+	h := newHarness(t, orchestrator.WithSecurity(security.Settings{Level: security.Advanced, Environment: security.Production}))
+	clientCreds := h.env.Client(t, "acme", "client")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	cl, err := eqclient.Connect(ctx, h.env.URL, clientCreds, eqclient.WithKeys(h.keys), eqclient.WithMinimumLevel(security.Advanced))
+	if err != nil {
+		t.Fatalf("a client requiring advanced: %v", err)
+	}
+	defer cl.Close()
+	info, err := cl.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.SecurityLevel != "advanced" || info.Environment != "production" {
+		t.Fatalf("info: %+v", info)
+	}
+	if !slices.Contains(info.Controls, string(security.TLSEverywhere)) || !slices.Contains(info.Controls, string(security.Audit)) ||
+		slices.Contains(info.Controls, string(security.PayloadEncryption)) {
+		t.Errorf("advanced announces controls %v", info.Controls)
+	}
+
+	// Below what they require: the client does not connect, the agent
+	// does not run and takes nothing.
+	if _, err := eqclient.Connect(ctx, h.env.URL, clientCreds, eqclient.WithMinimumLevel(security.Enterprise)); !errors.Is(err, security.ErrBelowRequired) {
+		t.Errorf("a client requiring enterprise: %v, want ErrBelowRequired", err)
+	}
+	agentCreds := h.env.Agent(t, "acme", "coder", "code")
+	a, err := agents.Connect(ctx, h.env.URL, agentCreds, agents.WithKeys(h.keys), agents.WithMinimumLevel(security.Enterprise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran bool
+	a.HandleFunc("code", func(context.Context, *agents.Task) (any, error) { ran = true; return "done", nil })
+	accepted, err := cl.Submit(ctx, protocol.SubmitRequest{Capability: "code"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Run(ctx); !errors.Is(err, security.ErrBelowRequired) {
+		t.Errorf("an agent requiring enterprise: Run %v, want ErrBelowRequired", err)
+	}
+	if ran {
+		t.Error("the agent that refused the orchestrator ran a task")
+	}
+	if v, err := cl.Get(ctx, accepted.TaskID); err != nil || v.State.Final() {
+		t.Errorf("the task ended without an agent: %+v %v", v, err)
+	}
+
+	// Every audit record carries the level.
+	onc := h.env.Connect(t, h.env.OrchestratorCreds("acme"), "orchestrator")
+	js, _ := jetstream.New(onc)
+	stream, err := js.Stream(ctx, protocol.AuditStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stream.Info(ctx)
+	if err != nil || st.State.LastSeq == 0 {
+		t.Fatalf("audit stream: %v, %+v", err, st)
+	}
+	for seq := uint64(1); seq <= st.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		if got := m.Header.Get(protocol.AuditHeaderSecurityLevel); got != "advanced" {
+			t.Errorf("audit record %d (%s): %s %q", seq, m.Header.Get(protocol.AuditHeaderDecision), protocol.AuditHeaderSecurityLevel, got)
+		}
+	}
+}
