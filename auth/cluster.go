@@ -176,6 +176,8 @@ func writeCluster(l, final layout, cfg initConfig, base serverConfig) error {
 			return err
 		}
 	}
+	// One JetStream key for every node: each encrypts its own store.
+	base.StoreKey = newStoreKey()
 	for _, n := range nodes {
 		for _, d := range []string{l.nodeResolverDir(n.k), l.nodeJetStreamDir(n.k)} {
 			if err := os.MkdirAll(d, dirPerm); err != nil {

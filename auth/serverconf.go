@@ -28,6 +28,9 @@ type serverConfig struct {
 	Cluster *clusterBlock
 	// TLS, when set, requires TLS of every client and route connection.
 	TLS *TLSFiles
+	// StoreKey is the JetStream encryption key (auth/encryption.go); render
+	// makes a fresh one when it is empty. Every config Init writes encrypts.
+	StoreKey string
 }
 
 // clusterBlock is a node's cluster section: where it listens for routes
@@ -40,6 +43,9 @@ type clusterBlock struct {
 }
 
 func (c serverConfig) render() []byte {
+	if c.StoreKey == "" {
+		c.StoreKey = newStoreKey()
+	}
 	q := strconv.Quote
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# nats-server configuration written by `equilateral init`.\n")
@@ -50,7 +56,10 @@ func (c serverConfig) render() []byte {
 	}
 	fmt.Fprintf(&b, "server_name: %s\n", q(c.ServerName))
 	fmt.Fprintf(&b, "host: %s\n", q(c.Host))
-	fmt.Fprintf(&b, "port: %d\n\n", c.Port)
+	fmt.Fprintf(&b, "port: %d\n", c.Port)
+	fmt.Fprintf(&b, "# %s: this server encrypts its JetStream store (below); placement\n", EncryptedTag)
+	fmt.Fprintf(&b, "# tags let a client see that (docs/cluster.md, \"Encryption at rest\").\n")
+	fmt.Fprintf(&b, "server_tags: [%s]\n\n", q(EncryptedTag))
 	if c.TLS != nil {
 		// Clients present no certificate (their creds identify them); they
 		// verify the server's against the CA. A plaintext client is refused.
@@ -95,8 +104,15 @@ func (c serverConfig) render() []byte {
 	fmt.Fprintf(&b, "# against max_file_store and max_memory_store (default: 75%% of the free\n")
 	fmt.Fprintf(&b, "# disk and of the memory), and `tenant create` refuses a tenant that does\n")
 	fmt.Fprintf(&b, "# not fit. Set them to hold more or fewer tenants.\n")
+	fmt.Fprintf(&b, "#\n")
+	fmt.Fprintf(&b, "# Encryption at rest: every stream, KV bucket and consumer on disk is\n")
+	fmt.Fprintf(&b, "# encrypted with keys derived from key. Keep this file secret (0600); a\n")
+	fmt.Fprintf(&b, "# store cannot be read without its key. To rotate, move key to prev_key\n")
+	fmt.Fprintf(&b, "# and set a new key, then restart (docs/cluster.md).\n")
 	fmt.Fprintf(&b, "jetstream: {\n")
 	fmt.Fprintf(&b, "  store_dir: %s\n", q(c.JetStreamDir))
+	fmt.Fprintf(&b, "  cipher: %s\n", StoreCipher)
+	fmt.Fprintf(&b, "  key: %s\n", q(c.StoreKey))
 	if c.MaxMemoryStore > 0 {
 		fmt.Fprintf(&b, "  max_memory_store: %d\n", c.MaxMemoryStore)
 	}

@@ -13,7 +13,8 @@ import (
 
 // Server is an in-process nats-server.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	opts *server.Options // what it was started with (ObserveEncryption)
 }
 
 // Option adjusts the server options read from the config file.
@@ -83,7 +84,7 @@ func Start(configFile string, opts ...Option) (*Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded: nats-server did not become ready (is the port in use? run with logging to see why)")
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, opts: sopts}, nil
 }
 
 // ClientURL is the URL clients connect to.

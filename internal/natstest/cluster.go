@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -30,10 +31,27 @@ type Cluster struct {
 // every node, so connections move to a live one when one goes down.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterEdited(t, n, nil)
+}
+
+// StartClusterEdited is StartCluster with node k's config rewritten by
+// edit before it starts (a nil edit changes nothing): for tests of what
+// the configs Init writes protect against.
+func StartClusterEdited(t testing.TB, n int, edit func(k int, config string) string) *Cluster {
+	t.Helper()
 	client, route := freePortRuns(t, n)
 	store, err := auth.Init(t.TempDir(), auth.WithCluster(n, nil), auth.WithClusterPorts(client, route))
 	if err != nil {
 		t.Fatalf("init cluster data dir: %v", err)
+	}
+	for k := 1; edit != nil && k <= n; k++ {
+		raw, err := os.ReadFile(store.NodeConfigFile(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(store.NodeConfigFile(k), []byte(edit(k, string(raw))), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := &Cluster{t: t, nodes: make([]*embedded.Server, n)}
 	for k := 1; k <= n; k++ {

@@ -5,6 +5,7 @@ package natstest
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -28,9 +29,25 @@ type Env struct {
 // torn down by t.Cleanup.
 func Start(t testing.TB) *Env {
 	t.Helper()
+	return StartEdited(t, nil)
+}
+
+// StartEdited is Start with the server config rewritten by edit before the
+// server starts (a nil edit changes nothing).
+func StartEdited(t testing.TB, edit func(config string) string) *Env {
+	t.Helper()
 	store, err := auth.Init(t.TempDir())
 	if err != nil {
 		t.Fatalf("init data dir: %v", err)
+	}
+	if edit != nil {
+		raw, err := os.ReadFile(store.ServerConfigFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(store.ServerConfigFile(), []byte(edit(string(raw))), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := embedded.Start(store.ServerConfigFile(), embedded.WithPort(-1))
 	if err != nil {

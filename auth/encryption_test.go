@@ -1,0 +1,244 @@
+package auth_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/embedded"
+	"github.com/equilateral-agents/equilateral/internal/natstest"
+	"github.com/equilateral-agents/equilateral/protocol"
+)
+
+// withoutEncryption removes what Init writes for encryption at rest (the
+// JetStream cipher and key and the server tag) from a config: the control
+// of the tests below, a server as it ran before.
+func withoutEncryption(config string) string {
+	var keep []string
+	for _, line := range strings.Split(config, "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "cipher:") || strings.HasPrefix(l, "key:") || strings.HasPrefix(l, "server_tags:") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
+}
+
+// assertEncrypting checks, on what nats-server's own parser made of a
+// config, that the server will encrypt its JetStream store with a key of
+// at least 32 random bytes and carries the tag that says so. It returns
+// the key.
+func assertEncrypting(t *testing.T, what string, opts *server.Options) string {
+	t.Helper()
+	if !opts.JetStream || opts.JetStreamCipher != server.ChaCha {
+		t.Errorf("%s: JetStream %v with cipher %v, want chachapoly", what, opts.JetStream, opts.JetStreamCipher)
+	}
+	if raw, err := base64.RawURLEncoding.DecodeString(opts.JetStreamKey); err != nil || len(raw) < 32 {
+		t.Errorf("%s: JetStream key %d characters (%d bytes decoded, %v), want at least 32 random bytes", what, len(opts.JetStreamKey), len(raw), err)
+	}
+	if !opts.Tags.Contains(auth.EncryptedTag) {
+		t.Errorf("%s: server tags %v, want %s", what, opts.Tags, auth.EncryptedTag)
+	}
+	return opts.JetStreamKey
+}
+
+// TestEncryptionKeysFresh: every Init makes its own key, kept only in
+// 0600 config files; the nodes of one cluster share theirs.
+func TestEncryptionKeysFresh(t *testing.T) {
+	keys := map[string]string{}
+	for i := range 2 {
+		store, err := auth.Init(filepath.Join(t.TempDir(), "eq"), auth.WithCluster(3, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		single, err := server.ProcessConfigFile(store.ServerConfigFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := []string{store.ServerConfigFile()}
+		key := assertEncrypting(t, "server.conf", single)
+		keys[key] = fmt.Sprintf("init %d server.conf", i)
+		var nodeKey string
+		for k := 1; k <= 3; k++ {
+			files = append(files, store.NodeConfigFile(k))
+			nk := assertEncrypting(t, fmt.Sprintf("node %d", k), parseNode(t, store, k))
+			if k > 1 && nk != nodeKey {
+				t.Errorf("init %d: node %d has another key than node 1", i, k)
+			}
+			nodeKey = nk
+		}
+		keys[nodeKey] = fmt.Sprintf("init %d nodes", i)
+		for _, f := range files {
+			if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v (%v), want 0600", f, fi.Mode().Perm(), err)
+			}
+		}
+		// The key is nowhere else in the data dir.
+		filepath.WalkDir(store.Dir(), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || slices.Contains(files, p) {
+				return err
+			}
+			raw, err := os.ReadFile(p)
+			if err == nil && (bytes.Contains(raw, []byte(key)) || bytes.Contains(raw, []byte(nodeKey))) {
+				t.Errorf("%s holds a JetStream key", p)
+			}
+			return err
+		})
+	}
+	if len(keys) != 4 {
+		t.Errorf("keys repeat across inits and configs: %v", keys)
+	}
+}
+
+// TestEncryptionAtRestNoPlaintext: with the config Init writes, a KV value
+// and a stream message a tenant's orchestrator stores are nowhere in the
+// JetStream store's files (read whole, after the server stopped), and the
+// server started again from the config reads them back. The control, the
+// same config without cipher and key, leaves the marker in the files.
+func TestEncryptionAtRestNoPlaintext(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		edit      func(string) string
+		plaintext bool
+	}{
+		{name: "init config", plaintext: false},
+		{name: "control without cipher", edit: withoutEncryption, plaintext: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := natstest.StartEdited(t, tc.edit)
+			env.Tenant(t, "acme")
+			marker := "eq-secret-marker-" + markerHex(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+
+			js := jsAsOrchestrator(t, env.URL, env.Store, "acme")
+			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "agent_state", Storage: jetstream.FileStorage, MaxBytes: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(ctx, "coder.code", []byte("generated code: "+marker)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DISPATCH", Subjects: []string{protocol.Capability("code")}, Storage: jetstream.FileStorage, MaxBytes: 1 << 20}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Publish(ctx, protocol.Capability("code"), []byte("task input: "+marker)); err != nil {
+				t.Fatal(err)
+			}
+			stopServer(t, env.Server)
+
+			storeDir := filepath.Join(env.Store.Dir(), "jetstream")
+			found, files := filesHolding(t, storeDir, marker)
+			if files == 0 {
+				t.Fatalf("no files under %s: the store is elsewhere", storeDir)
+			}
+			switch {
+			case tc.plaintext && len(found) == 0:
+				t.Fatalf("control: the marker is in none of the %d files of a plaintext store; the check is blind", files)
+			case !tc.plaintext && len(found) > 0:
+				t.Fatalf("plaintext on disk with the config init writes: %v", found)
+			}
+			t.Logf("%d store files read, marker in %d", files, len(found))
+
+			// The data was stored, and the key reads it back.
+			srv, err := embedded.Start(env.Store.ServerConfigFile(), embedded.WithPort(-1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stopServer(t, srv)
+			js = jsAsOrchestrator(t, srv.ClientURL(), env.Store, "acme")
+			kv, err = js.KeyValue(ctx, "agent_state")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := kv.Get(ctx, "coder.code")
+			if err != nil || !strings.Contains(string(e.Value()), marker) {
+				t.Fatalf("after a restart the value is %v (%v)", e, err)
+			}
+			st, err := js.Stream(ctx, "DISPATCH")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := st.GetMsg(ctx, 1)
+			if err != nil || !strings.Contains(string(m.Data), marker) {
+				t.Fatalf("after a restart the message is %v (%v)", m, err)
+			}
+		})
+	}
+}
+
+// jsAsOrchestrator connects as the tenant's orchestrator and opens JetStream.
+func jsAsOrchestrator(t *testing.T, url string, store *auth.Store, tenant string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url,
+		nats.UserCredentials(store.DefaultCredsFile(tenant, auth.OrchestratorName)),
+		nats.Name(auth.OrchestratorName),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
+		nats.MaxReconnects(-1),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func stopServer(t *testing.T, srv *embedded.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// filesHolding reads every file under dir and lists those holding marker;
+// files counts the files read.
+func filesHolding(t *testing.T, dir, marker string) (found []string, files int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		if bytes.Contains(raw, []byte(marker)) {
+			rel, _ := filepath.Rel(dir, p)
+			found = append(found, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found, files
+}
+
+func markerHex(t *testing.T) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
