@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
@@ -9,7 +10,9 @@ import (
 
 // newUserCreds makes a user key, signs its JWT with signer on behalf of the
 // account, and returns a creds file (JWT and seed) as the nats CLI reads it.
-func newUserCreds(name, accountPub string, signer nkeys.KeyPair, tags []string, perms jwt.UserPermissionLimits) (creds []byte, userPub string, err error) {
+// A non-zero expires becomes the JWT's exp: the server refuses the creds
+// from then on and closes connections made with them (credage.go).
+func newUserCreds(name, accountPub string, signer nkeys.KeyPair, tags []string, perms jwt.UserPermissionLimits, expires time.Time) (creds []byte, userPub string, err error) {
 	userKP, seed, err := newKey(nkeys.CreateUser)
 	if err != nil {
 		return nil, "", err
@@ -23,6 +26,9 @@ func newUserCreds(name, accountPub string, signer nkeys.KeyPair, tags []string, 
 	// their own (NewUserClaims fills limits with -1): the scope's template
 	// is the whole ACL.
 	uc.UserPermissionLimits = perms
+	if !expires.IsZero() {
+		uc.Expires = expires.Unix()
+	}
 	token, err := uc.Encode(signer)
 	if err != nil {
 		return nil, "", fmt.Errorf("auth: sign user %s: %w", name, err)

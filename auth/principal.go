@@ -28,6 +28,10 @@ type Principal struct {
 	PublicKey    string     `json:"public_key"`
 	CreatedAt    time.Time  `json:"created_at"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	// ExpiresAt is when the current creds expire: their JWT's exp, set
+	// when the data dir's security level has a credential maximum age
+	// (credage.go). Nil means they never expire. Rotation renews it.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// RetiredKeys are the keys rotation replaced, oldest first. They are
 	// revoked; they are kept so that events they signed before they retired
 	// (audit records) can still be verified offline.
@@ -125,11 +129,15 @@ func (s *Store) CreatePrincipals(ctx context.Context, specs []PrincipalSpec) ([]
 		return nil, err
 	}
 	defer unlock()
+	lifetime, err := s.CredentialLifetime()
+	if err != nil {
+		return nil, err
+	}
 	issuers := map[string]issuer{}
 	var created []Principal
 	syncPaths := []string{s.layout.root}
 	for _, spec := range specs {
-		p, credsFile, err := s.createPrincipalLocked(spec, issuers)
+		p, credsFile, err := s.createPrincipalLocked(spec, issuers, lifetime)
 		if err != nil {
 			return created, errors.Join(err, syncAll(syncPaths...))
 		}
@@ -145,7 +153,7 @@ type issuer struct {
 	signer     nkeys.KeyPair
 }
 
-func (s *Store) createPrincipalLocked(spec PrincipalSpec, issuers map[string]issuer) (Principal, string, error) {
+func (s *Store) createPrincipalLocked(spec PrincipalSpec, issuers map[string]issuer, lifetime time.Duration) (Principal, string, error) {
 	cacheKey := spec.Tenant + "/" + string(spec.Role)
 	iss, ok := issuers[cacheKey]
 	if !ok {
@@ -179,14 +187,16 @@ func (s *Store) createPrincipalLocked(spec PrincipalSpec, issuers map[string]iss
 		return Principal{}, "", fmt.Errorf("auth: %s exists; not overwriting creds", credsFile)
 	}
 
+	now := time.Now().UTC()
 	p := Principal{
 		Tenant:       spec.Tenant,
 		Name:         spec.Name,
 		Role:         spec.Role,
 		Capabilities: append([]string(nil), spec.Capabilities...),
-		CreatedAt:    time.Now().UTC(),
+		CreatedAt:    now,
+		ExpiresAt:    expiryAfter(now, lifetime),
 	}
-	creds, userPub, err := newUserCreds(p.Name, iss.accountKey, iss.signer, p.tags(), jwt.UserPermissionLimits{})
+	creds, userPub, err := newUserCreds(p.Name, iss.accountKey, iss.signer, p.tags(), jwt.UserPermissionLimits{}, jwtExpiry(p.ExpiresAt))
 	if err != nil {
 		return Principal{}, "", err
 	}
@@ -279,7 +289,9 @@ func (s *Store) Revoke(ctx context.Context, tenant, name string, pub Publisher) 
 
 // Rotate issues the principal a new key and creds (same name, role and
 // capabilities) and revokes the old key. credsFile empty means
-// DefaultCredsFile; it is overwritten.
+// DefaultCredsFile; it is overwritten. The new creds expire after the
+// data dir's credential maximum age counted from now, so rotation is how
+// creds that expired, or are about to, are renewed.
 func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub Publisher) (Principal, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
@@ -301,7 +313,12 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	if err != nil {
 		return Principal{}, err
 	}
-	creds, userPub, err := newUserCreds(p.Name, t.AccountKey, signer, p.tags(), jwt.UserPermissionLimits{})
+	lifetime, err := s.CredentialLifetime()
+	if err != nil {
+		return Principal{}, err
+	}
+	expires := expiryAfter(time.Now(), lifetime)
+	creds, userPub, err := newUserCreds(p.Name, t.AccountKey, signer, p.tags(), jwt.UserPermissionLimits{}, jwtExpiry(expires))
 	if err != nil {
 		return Principal{}, err
 	}
@@ -329,6 +346,7 @@ func (s *Store) Rotate(ctx context.Context, tenant, name, credsFile string, pub 
 	p.RetiredKeys = append(p.RetiredKeys, RetiredKey{PublicKey: p.PublicKey, RetiredAt: retiredAt})
 	p.PublicKey = userPub
 	p.RevokedAt = nil
+	p.ExpiresAt = expires
 	if err := s.savePrincipal(p); err != nil {
 		return Principal{}, err
 	}

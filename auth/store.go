@@ -109,7 +109,7 @@ func writeDataDir(l layout, finalRoot string, cfg initConfig) error {
 
 	adminCreds, _, err := newUserCreds("admin", publicKey(sysKP), sysSigner, nil, jwt.UserPermissionLimits{
 		Limits: jwt.Limits{NatsLimits: jwt.NatsLimits{Subs: jwt.NoLimit, Data: jwt.NoLimit, Payload: jwt.NoLimit}},
-	})
+	}, time.Time{}) // the system admin is no tenant's principal: no maximum age
 	if err != nil {
 		return err
 	}

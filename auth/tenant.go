@@ -71,6 +71,10 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 	if err != nil {
 		return Tenant{}, err
 	}
+	lifetime, err := s.CredentialLifetime()
+	if err != nil {
+		return Tenant{}, err
+	}
 	tenant := Tenant{Name: name, AccountKey: publicKey(accountKP), Limits: limits, CreatedAt: time.Now().UTC()}
 	claims := jwt.NewAccountClaims(tenant.AccountKey)
 	claims.Name = name
@@ -106,8 +110,11 @@ func (s *Store) CreateTenant(ctx context.Context, name string, limits Limits, pu
 		return Tenant{}, err
 	}
 
-	orch := Principal{Tenant: name, Name: OrchestratorName, Role: RoleOrchestrator, CreatedAt: tenant.CreatedAt}
-	creds, userPub, err := newUserCreds(orch.Name, tenant.AccountKey, signers[RoleOrchestrator], orch.tags(), jwt.UserPermissionLimits{})
+	// The orchestrator user is a principal like any other: at a level with
+	// a credential maximum age its creds expire too, and `rotate` renews them.
+	orch := Principal{Tenant: name, Name: OrchestratorName, Role: RoleOrchestrator, CreatedAt: tenant.CreatedAt,
+		ExpiresAt: expiryAfter(tenant.CreatedAt, lifetime)}
+	creds, userPub, err := newUserCreds(orch.Name, tenant.AccountKey, signers[RoleOrchestrator], orch.tags(), jwt.UserPermissionLimits{}, jwtExpiry(orch.ExpiresAt))
 	if err != nil {
 		return Tenant{}, err
 	}
