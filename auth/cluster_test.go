@@ -55,6 +55,7 @@ func TestClusterConfigsLoopback(t *testing.T) {
 	if err != nil || single.Cluster.Port != 0 || single.Port != 4222 || single.TLSConfig != nil {
 		t.Fatalf("server.conf changed: err %v, cluster port %d, port %d", err, single.Cluster.Port, single.Port)
 	}
+	assertEncrypting(t, "server.conf", single)
 	for k := 1; k <= 3; k++ {
 		opts := parseNode(t, store, k)
 		name := fmt.Sprintf("nats%d", k)
@@ -88,6 +89,7 @@ func TestClusterConfigsLoopback(t *testing.T) {
 		if opts.TLSConfig != nil || opts.Cluster.TLSConfig != nil {
 			t.Errorf("node %d: TLS on without --tls", k)
 		}
+		assertEncrypting(t, name, opts)
 	}
 	if store.TLSCAFile() != "" {
 		t.Errorf("a CA without TLS: %s", store.TLSCAFile())

@@ -122,11 +122,14 @@ func ObserveEncryption(ctx context.Context, js jetstream.JetStream, replicas int
 		return off("%s", single)
 	}
 	total := len(replicaServers(all.Cluster))
+	if total < replicas {
+		return off("the cluster %s places streams on at most %d servers now, fewer than the %d replicas asked for, so where they would be stored could not be checked", all.Cluster.Name, total, replicas)
+	}
 	placed, err := probePlacement(ctx, js, total, replicas, EncryptedPlacement())
 	switch {
 	case isPlacementRefusal(err):
-		return off("fewer than %d of the cluster's %d JetStream servers carry the tag %s (a stream placed with it was refused: %v): their configs do not set a JetStream cipher and key the way `equilateral init` writes them",
-			max(replicas, total), total, EncryptedTag, err)
+		return off("fewer than %d of the cluster's %d JetStream servers carry the tag %s (a stream of %d replicas placed with it was refused: %v): their configs do not set a JetStream cipher and key the way `equilateral init` writes them",
+			replicas, total, EncryptedTag, replicas, err)
 	case err != nil:
 		return off("could not create a probe stream placed with the tag %s (%v), so the encryption of the store could not be checked", EncryptedTag, err)
 	}
@@ -176,7 +179,7 @@ const probePrefix = "EQ_ENCRYPTION_PROBE_"
 // none could be placed.
 func probePlacement(ctx context.Context, js jetstream.JetStream, most, least int, placement *jetstream.Placement) (*jetstream.StreamInfo, error) {
 	name := probePrefix + strings.ToUpper(randomHex(8))
-	var lastErr error
+	lastErr := fmt.Errorf("auth: no replica count from %d down to %d", most, least)
 	for r := most; r >= least; r-- {
 		s, err := js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        name,

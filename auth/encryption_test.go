@@ -242,3 +242,186 @@ func markerHex(t *testing.T) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// TestObserveEncryptionSingleServer: the in-process server and its config
+// say On with the config Init writes and Off without its cipher; over a
+// client connection a single server says Off (it does not check placement
+// tags, so nothing there shows its cipher).
+func TestObserveEncryptionSingleServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	env := natstest.Start(t)
+	env.Tenant(t, "acme")
+	js := jsAsOrchestrator(t, env.URL, env.Store, "acme")
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "state", MaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if o := env.Server.ObserveEncryption(); !o.On || !strings.Contains(o.Detail, "ChaCha20") {
+		t.Errorf("in process: %+v, want On with the cipher", o)
+	}
+	if o := embedded.ObserveConfigs(env.Store.ServerConfigFile()); !o.On || !strings.Contains(o.Detail, "1 stream(s)") {
+		t.Errorf("from server.conf: %+v, want On with the bucket's stream", o)
+	}
+	o := auth.ObserveEncryption(ctx, js, 1)
+	if o.On || !strings.Contains(o.Detail, "single server") {
+		t.Errorf("over the connection: %+v, want Off: a single server", o)
+	}
+	t.Logf("single server, over the connection: %s", o.Detail)
+	assertNoProbeLeft(ctx, t, js)
+
+	plain := natstest.StartEdited(t, withoutEncryption)
+	if o := plain.Server.ObserveEncryption(); o.On || !strings.Contains(o.Detail, "no JetStream encryption key") {
+		t.Errorf("in process, no cipher: %+v, want Off", o)
+	}
+	if o := embedded.ObserveConfigs(plain.Store.ServerConfigFile()); o.On || !strings.Contains(o.Detail, "no JetStream encryption key") {
+		t.Errorf("from server.conf, no cipher: %+v, want Off", o)
+	}
+}
+
+// TestObserveEncryptionKeyAddedLater: a store written without a key stays
+// plaintext until the server restarts with one. The config alone would
+// say it encrypts; the store scan sees the plaintext stream and says Off,
+// and after the restart (nats-server encrypts the stream) On.
+func TestObserveEncryptionKeyAddedLater(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var encrypted string
+	env := natstest.StartEdited(t, func(config string) string {
+		encrypted = config
+		return withoutEncryption(config)
+	})
+	env.Tenant(t, "acme")
+	js := jsAsOrchestrator(t, env.URL, env.Store, "acme")
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "state", MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := "eq-secret-marker-" + markerHex(t)
+	if _, err := kv.Put(ctx, "k", []byte(marker)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env.Store.ServerConfigFile(), []byte(encrypted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o := embedded.ObserveConfigs(env.Store.ServerConfigFile()); o.On || !strings.Contains(o.Detail, "plaintext on disk") {
+		t.Errorf("key in the config, server not restarted: %+v, want Off: a plaintext stream", o)
+	}
+	stopServer(t, env.Server)
+	srv, err := embedded.Start(env.Store.ServerConfigFile(), embedded.WithPort(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopServer(t, srv)
+	if o := srv.ObserveEncryption(); !o.On {
+		t.Errorf("restarted with the key: %+v, want On", o)
+	}
+	js = jsAsOrchestrator(t, srv.ClientURL(), env.Store, "acme")
+	if kv, err = js.KeyValue(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != marker {
+		t.Fatalf("after encrypting: %v (%v)", e, err)
+	}
+}
+
+// TestObserveEncryptionCluster: over a tenant orchestrator's connection, a
+// cluster of servers run from Init's configs is observed On (every server
+// carries the tag, so every replica is on an encrypting server), and each
+// in-process node says On as well.
+func TestObserveEncryptionCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := natstest.StartCluster(t, 3)
+	c.Tenant(t, "acme")
+	js := jsAsOrchestrator(t, c.URL, c.Store, "acme")
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "state", Replicas: 3, MaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	o := auth.ObserveEncryption(ctx, js, 3)
+	if !o.On || !strings.Contains(o.Detail, "nats1, nats2, nats3") || !strings.Contains(o.Detail, "1 stream(s)") {
+		t.Errorf("cluster: %+v, want On naming the three servers and the bucket", o)
+	}
+	t.Logf("cluster: %s", o.Detail)
+	assertNoProbeLeft(ctx, t, js)
+	if o := c.Server.ObserveEncryption(); !o.On {
+		t.Errorf("node 1 in process: %+v", o)
+	}
+	dir, err := auth.OpenReadOnly(c.Store.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files := dir.ServerConfigFiles(); len(files) != 4 {
+		t.Errorf("config files %v, want server.conf and three nodes'", files)
+	} else if o := embedded.ObserveConfigs(files...); !o.On {
+		t.Errorf("from the data dir's configs: %+v", o)
+	}
+}
+
+// TestObserveEncryptionClusterUntagged: one node's config without cipher,
+// key and tag (a server set up by hand) makes the observation Off, for
+// streams of three replicas (no three tagged servers) and of one (not
+// every server is tagged), and the reason says so.
+func TestObserveEncryptionClusterUntagged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := natstest.StartClusterEdited(t, 3, func(k int, config string) string {
+		if k == 3 {
+			return withoutEncryption(config)
+		}
+		return config
+	})
+	c.Tenant(t, "acme")
+	js := jsAsOrchestrator(t, c.URL, c.Store, "acme")
+	o := auth.ObserveEncryption(ctx, js, 3)
+	if o.On || !strings.Contains(o.Detail, "fewer than 3") {
+		t.Errorf("R3: %+v, want Off: fewer than 3 tagged servers", o)
+	}
+	t.Logf("R3: %s", o.Detail)
+	o = auth.ObserveEncryption(ctx, js, 1)
+	if o.On || !strings.Contains(o.Detail, "only 2 of the cluster's 3") {
+		t.Errorf("R1: %+v, want Off: only 2 of 3 servers tagged", o)
+	}
+	t.Logf("R1: %s", o.Detail)
+	assertNoProbeLeft(ctx, t, js)
+}
+
+// assertNoProbeLeft: the observation deletes its probe streams.
+func assertNoProbeLeft(ctx context.Context, t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	names := js.StreamNames(ctx)
+	for n := range names.Name() {
+		if strings.HasPrefix(n, "EQ_ENCRYPTION_PROBE_") {
+			t.Errorf("probe stream %s left behind", n)
+		}
+	}
+}
+
+// assertStockServerEncrypts: a value the tenant's orchestrator stores
+// through a stock nats-server run from Init's config is not in the store
+// files once the server stopped, and the config observation sees an
+// encrypted stream. It stops srv.
+func assertStockServerEncrypts(t *testing.T, srv *natsProcess, store *auth.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := jsAsOrchestrator(t, srv.URL, store, "acme")
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "state", MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := "eq-secret-marker-" + markerHex(t)
+	if _, err := kv.Put(ctx, "k", []byte(marker)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(store.Dir(), "jetstream")
+	if found, files := filesHolding(t, dir, marker); len(found) > 0 || files == 0 {
+		t.Errorf("stock nats-server: marker in %v of %d store files", found, files)
+	}
+	if o := embedded.ObserveConfigs(store.ServerConfigFile()); !o.On || strings.Contains(o.Detail, " 0 stream(s)") {
+		t.Errorf("stock nats-server's store: %+v, want On with a stream", o)
+	}
+}

@@ -52,6 +52,9 @@ func TestServerConfigStockServer(t *testing.T) {
 	procAgent(t, store, "acme", "coder", "code")
 	procRoundTrip(t, srv.URL, store, "acme", "coder", "code")
 
+	// The stock server encrypts its store with the config's cipher and key.
+	assertStockServerEncrypts(t, srv, store)
+
 	// The full resolver keeps what it was sent, so a restart keeps it.
 	if _, err := os.Stat(filepath.Join(store.ResolverDir(), tenant.AccountKey+".jwt")); err != nil {
 		t.Errorf("the server did not store the pushed account in its resolver dir: %v", err)
