@@ -50,6 +50,9 @@ type config struct {
 	// security is the level and environment it announces (info replies,
 	// audit records); the start gate is the caller's (security.Check).
 	security security.Settings
+	// securitySource says where security came from (a flag, a config
+	// file), for the level_changed record.
+	securitySource string
 }
 
 // Option configures an Orchestrator.
@@ -65,6 +68,13 @@ func (f optionFunc) apply(c *config) { f(c) }
 // caller runs the start gate (security.Check) before Run.
 func WithSecurity(s security.Settings) Option {
 	return optionFunc(func(c *config) { c.security = s })
+}
+
+// WithSecuritySource says where the security settings came from ("the
+// --security-level flag", "the config file /etc/..."), for the audited
+// record of a level change.
+func WithSecuritySource(from string) Option {
+	return optionFunc(func(c *config) { c.securitySource = from })
 }
 
 // WithLogger sets the logger (default: discard).

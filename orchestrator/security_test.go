@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,4 +91,52 @@ func TestOrchestratorAnnouncesItsLevel(t *testing.T) {
 			t.Errorf("audit record %d (%s): %s %q", seq, m.Header.Get(protocol.AuditHeaderDecision), protocol.AuditHeaderSecurityLevel, got)
 		}
 	}
+}
+
+// TestLevelChangesAreAudited: the first start records its level, a start
+// at another level or environment records the change (from, to, who), a
+// start at the same one records nothing, and the records verify.
+func TestLevelChangesAreAudited(t *testing.T) {
+	enhanced := security.Settings{Level: security.Enhanced, Environment: security.Development}
+	h := newHarness(t, orchestrator.WithSecurity(enhanced), orchestrator.WithSecuritySource("the test"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := h.js("acme")
+	levelRecords := func() int {
+		stream, err := js.Stream(ctx, protocol.AuditStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(protocol.AuditSubject(protocol.DecisionLevelChanged)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(subjectCount(info, protocol.AuditSubject(protocol.DecisionLevelChanged)))
+	}
+	first, _, ok, err := orchestrator.LastLevel(ctx, js)
+	if err != nil || !ok || first.From != "" || first.To != "enhanced" || first.Environment != "development" || !strings.Contains(first.By, "the test") {
+		t.Fatalf("first start: %+v, %v, %v", first, ok, err)
+	}
+
+	h.stopOrchestrator()
+	h.startOrchestrator(orchestrator.WithSecurity(enhanced))
+	if n := levelRecords(); n != 1 {
+		t.Errorf("a restart at the same level: %d level records, want 1", n)
+	}
+
+	h.stopOrchestrator()
+	h.startOrchestrator(orchestrator.WithSecurity(security.Settings{Level: security.Advanced, Environment: security.Production}))
+	change, _, _, err := orchestrator.LastLevel(ctx, js)
+	if err != nil || change.From != "enhanced" || change.To != "advanced" || change.FromEnvironment != "development" || change.Environment != "production" {
+		t.Fatalf("the change: %+v, %v", change, err)
+	}
+	if n := levelRecords(); n != 2 {
+		t.Errorf("after one change: %d level records, want 2", n)
+	}
+	h.auditVerifies("acme")
+}
+
+// subjectCount is how many messages of the stream are on subject.
+func subjectCount(info *jetstream.StreamInfo, subject string) uint64 {
+	return info.State.Subjects[subject]
 }

@@ -126,6 +126,10 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		return nil, err
 	}
 	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source, level: cfg.security.Level.String()}
+	if err := t.recordLevel(ctx, js); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("orchestrator: tenant %s: %w", name, err)
+	}
 
 	index := newTaskIndex(cfg.resultTTL)
 	t.lifecycle = &lifecycle{base: b}

@@ -31,7 +31,40 @@ const (
 	DecisionDuplicate  = "duplicate"
 	DecisionDispatched = "dispatched"
 	DecisionRetry      = "retry"
+	// DecisionLevelChanged records a change of the security level or
+	// environment (and the first start): an io.equilateral.security.level_changed.v1.
+	DecisionLevelChanged = "level_changed"
 )
+
+// TypeSecurityLevelChanged is the orchestrator's signed record of a change
+// of its security level or environment, in the audit stream on
+// AuditSubject(DecisionLevelChanged).
+const TypeSecurityLevelChanged = "io.equilateral.security.level_changed.v1"
+
+// LevelChanged is the data of io.equilateral.security.level_changed.v1.
+type LevelChanged struct {
+	// From is the level before ("" for the first start at any level).
+	From string `json:"from"`
+	// To is the level now.
+	To string `json:"to"`
+	// FromEnvironment and Environment are the environments before and now.
+	FromEnvironment string `json:"from_environment"`
+	Environment     string `json:"environment"`
+	// By says who changed it: the orchestrator that started at the new
+	// level, its host and where the setting came from.
+	By string `json:"by"`
+	// Triggers are the usage thresholds crossed when it changed (the
+	// metric, its value, the threshold and the level it calls for).
+	Triggers []LevelTrigger `json:"triggers"`
+}
+
+// LevelTrigger is one usage threshold crossed (security assess).
+type LevelTrigger struct {
+	Level     string `json:"level"`
+	Metric    string `json:"metric"`
+	Value     int    `json:"value"`
+	Threshold int    `json:"threshold"`
+}
 
 // JetStream API subjects that would rewrite or remove the audit stream;
 // the orchestrator role is denied them.

@@ -115,6 +115,11 @@ var bodies = []Body{
 	{Type: TypeTaskDeadLettered, Subject: ClientTask("<client>", "<task_id>"), From: fromOrchestrator, To: toClient,
 		Doc: "Final: every attempt failed or expired; error holds the last reason.", Extensions: []string{ExtTaskID}, Value: TaskView{}},
 
+	// The audit stream.
+	{Type: TypeSecurityLevelChanged, Subject: AuditSubject(DecisionLevelChanged), From: fromOrchestrator, To: "the tenant's audit stream",
+		Doc:   "The orchestrator started at another security level or environment than the last record says (or for the first time).",
+		Value: LevelChanged{}},
+
 	// To agents.
 	{Type: TypeTaskDispatched, Subject: Capability("<capability>"), From: fromOrchestrator, To: "one agent holding the capability (queue group named after the capability)",
 		Doc:        "One attempt of a task to run. Claim it with a running report within the claim timeout (5 s by default).",
