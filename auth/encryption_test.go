@@ -430,7 +430,7 @@ func assertStockServerEncrypts(t *testing.T, srv *natsProcess, store *auth.Store
 // on a store written with Init's key: restart with a new key and the old
 // one as prev_key, then without prev_key, and the value is still read.
 // (Skipping the prev_key step, the server cannot read the bucket: seen
-// failing by hand with "stream not found".)
+// failing by hand: "nats: bucket not found".)
 func TestEncryptionKeyRotation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
