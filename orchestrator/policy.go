@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/equilateral-agents/equilateral/internal/yamlerr"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // RetryPolicy says how a capability's tasks are retried and bounded.
@@ -100,6 +103,11 @@ type CapabilityPolicy struct {
 	// {"capability", "input", "output"} and answers {"approved": bool,
 	// "findings": [...]}; a rejection fails the task with the findings.
 	Gate string `yaml:"gate"`
+	// GeneratesCode marks a capability whose results are code (or anything
+	// else that will be run): one such capability calls for the enhanced
+	// security level, and from advanced every one must have a Gate
+	// (security.OutputGate, PolicyFile.ObserveOutputGate).
+	GeneratesCode bool `yaml:"generates_code"`
 	// InputSchema and OutputSchema are JSON Schemas (written in YAML or
 	// JSON): input that does not conform is refused at intake; output that
 	// does not conform fails the task.
@@ -185,6 +193,79 @@ func ParsePolicy(raw []byte, name string) (*PolicyFile, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &p, nil
+}
+
+// CodeGenerating lists, sorted, the capabilities marked generates_code
+// anywhere in the policy: in the default or in any tenant's. A capability
+// marked once counts as code-generating for every tenant.
+func (f *PolicyFile) CodeGenerating() []string {
+	if f == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, scope := range f.scopes() {
+		for c, cp := range scope.policy.Capabilities {
+			if cp.GeneratesCode {
+				seen[c] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ObserveOutputGate is the start gate's observation of security.OutputGate:
+// On when every code-generating capability (CodeGenerating) has a gate
+// other than itself in the default policy and in every tenant's own: a
+// tenant's entry replaces the default whole, so a capability it leaves
+// ungated runs ungated for that tenant. Off names each capability
+// without one, and where. With no capability marked generates_code it is
+// On, and says so: the policy is where code-generating capabilities are
+// declared.
+func (f *PolicyFile) ObserveOutputGate() security.Observation {
+	codeGen := f.CodeGenerating()
+	if len(codeGen) == 0 {
+		return security.Observation{On: true, Detail: "no capability in the policy is marked generates_code"}
+	}
+	var ungated []string
+	for _, scope := range f.scopes() {
+		for _, c := range codeGen {
+			if gate := scope.policy.Capabilities[c].Gate; gate == "" || gate == c {
+				ungated = append(ungated, c+" ("+scope.name+")")
+			}
+		}
+	}
+	if len(ungated) > 0 {
+		return security.Observation{Detail: "code-generating capabilities without a review gate: " + strings.Join(ungated, ", ")}
+	}
+	return security.Observation{On: true, Detail: "every code-generating capability has a review gate: " + strings.Join(codeGen, ", ")}
+}
+
+// policyScope is one tenant policy of the file, named for messages.
+type policyScope struct {
+	name   string
+	policy TenantPolicy
+}
+
+// scopes are the default policy, then each tenant's, by tenant name.
+func (f *PolicyFile) scopes() []policyScope {
+	if f == nil {
+		return []policyScope{{name: "default"}}
+	}
+	out := []policyScope{{name: "default", policy: f.Default}}
+	names := make([]string, 0, len(f.Tenants))
+	for name := range f.Tenants {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		out = append(out, policyScope{name: "tenant " + name, policy: f.Tenants[name]})
+	}
+	return out
 }
 
 // forTenant returns the policy of one tenant.

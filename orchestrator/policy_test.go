@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,6 +217,76 @@ func TestParsePolicyExample(t *testing.T) {
 	if p.Default.Capabilities["code"].Gate != "review" || p.Tenants["globex"].MaxConcurrent != 100 {
 		t.Fatalf("policy %+v", p)
 	}
+	if !p.Default.Capabilities["code"].GeneratesCode || p.Default.Capabilities["plan"].GeneratesCode {
+		t.Fatalf("generates_code: code %v, plan %v", p.Default.Capabilities["code"].GeneratesCode, p.Default.Capabilities["plan"].GeneratesCode)
+	}
+	if got := p.CodeGenerating(); !slices.Equal(got, []string{"code"}) {
+		t.Fatalf("code-generating capabilities %v, want [code]", got)
+	}
+	if o := p.ObserveOutputGate(); !o.On {
+		t.Fatalf("the example's output gate: %+v", o)
+	}
+}
+
+// TestObserveOutputGate: the output gate control is on only when every
+// capability marked generates_code has a gate (not itself) in the default
+// policy and in every tenant's own entry, which replaces the default
+// whole; when off, it names each capability without one, and where.
+func TestObserveOutputGate(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		codeGen    []string
+		on         bool
+		say, never []string
+	}{
+		{name: "nothing marked", yaml: "default:\n  capabilities:\n    code: {gate: review}\n    plan: {}\n",
+			on: true, say: []string{"no capability"}},
+		{name: "gated", yaml: "default:\n  capabilities:\n    code: {generates_code: true, gate: review}\n    plan: {}\n",
+			codeGen: []string{"code"}, on: true, say: []string{"code"}},
+		{name: "two ungated", yaml: "default:\n  capabilities:\n    deploy: {generates_code: true}\n    code: {generates_code: true, retry: {max_attempts: 2}}\n    plan: {}\n",
+			codeGen: []string{"code", "deploy"}, say: []string{"code (default)", "deploy (default)"}, never: []string{"plan"}},
+		{name: "explicitly false", yaml: "default:\n  capabilities:\n    code: {generates_code: false}\n",
+			on: true, say: []string{"no capability"}},
+		{name: "gated by itself", yaml: "default:\n  capabilities:\n    code: {generates_code: true, gate: code}\n",
+			codeGen: []string{"code"}, say: []string{"code (default)"}},
+		{name: "tenant entry drops the gate",
+			yaml:    "default:\n  capabilities:\n    code: {generates_code: true, gate: review}\ntenants:\n  globex:\n    capabilities:\n      code: {generates_code: true}\n  acme:\n    capabilities:\n      code: {gate: review}\n",
+			codeGen: []string{"code"}, say: []string{"code (tenant globex)"}, never: []string{"code (default)", "acme"}},
+		{name: "tenant entry leaves the capability out",
+			yaml:    "default:\n  capabilities:\n    code: {generates_code: true, gate: review}\ntenants:\n  initech:\n    max_concurrent: 5\n",
+			codeGen: []string{"code"}, say: []string{"code (tenant initech)"}, never: []string{"code (default)"}},
+		{name: "marked in a tenant only",
+			yaml:    "default:\n  capabilities:\n    plan: {}\ntenants:\n  globex:\n    capabilities:\n      build: {generates_code: true, gate: review}\n",
+			codeGen: []string{"build"}, say: []string{"build (default)"}, never: []string{"globex"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := orchestrator.ParsePolicy([]byte(tc.yaml), "p.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.CodeGenerating(); !slices.Equal(got, tc.codeGen) && len(got)+len(tc.codeGen) > 0 {
+				t.Errorf("code-generating %v, want %v", got, tc.codeGen)
+			}
+			o := p.ObserveOutputGate()
+			if o.On != tc.on {
+				t.Errorf("on = %v, want %v (%s)", o.On, tc.on, o.Detail)
+			}
+			for _, want := range tc.say {
+				if !strings.Contains(o.Detail, want) {
+					t.Errorf("detail %q does not name %q", o.Detail, want)
+				}
+			}
+			for _, not := range tc.never {
+				if strings.Contains(o.Detail, not) {
+					t.Errorf("detail %q names %q", o.Detail, not)
+				}
+			}
+		})
+	}
+	var none *orchestrator.PolicyFile
+	if none.CodeGenerating() != nil || !none.ObserveOutputGate().On {
+		t.Errorf("no policy: %v, %+v", none.CodeGenerating(), none.ObserveOutputGate())
+	}
 }
 
 // goTypeNames must never reach whoever wrote a policy file.
@@ -241,6 +312,12 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"empty", "", []string{"p.yaml: empty policy file"}},
 		{"two documents", "default:\n  burst: 1\n---\ndefault:\n  burst: 2\n", []string{"p.yaml: more than one YAML document"}},
 		{"bad schema", "default:\n  capabilities:\n    plan:\n      input_schema: {type: 5}\n", []string{"p.yaml: policy default: "}},
+		{"misspelt generates_code", "default:\n  capabilities:\n    code:\n      generate_code: true\n", []string{`p.yaml: line 4: unknown field "generate_code"`}},
+		{"generates_code not a boolean", "default:\n  capabilities:\n    code:\n      generates_code: maybe\n", []string{`p.yaml: line 4: want true or false, got the string "maybe"`}},
+		// The credential maximum age is the data dir's (security.json) and
+		// the orchestrator config's, not the policy's.
+		{"max_credential_age", "default:\n  max_credential_age: 720h\n", []string{`p.yaml: line 2: unknown field "max_credential_age"`}},
+		{"max_credential_age at the top", "max_credential_age: 720h\n", []string{`p.yaml: line 1: unknown field "max_credential_age"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := orchestrator.ParsePolicy([]byte(tc.yaml), "p.yaml")
