@@ -37,7 +37,8 @@ const identityRecordType = "equilateral-principal"
 
 // IdentityRecords returns the tenant's records as IdentitiesBucket holds
 // them: "account" is the account JWT, "principal.<name>" each principal's
-// record signed by the operator.
+// record signed by the operator, "security" the security record
+// (SecurityRecord) signed by the operator.
 func (s *Store) IdentityRecords(tenant string) (map[string][]byte, error) {
 	account, err := s.AccountJWT(tenant)
 	if err != nil {
@@ -66,6 +67,11 @@ func (s *Store) IdentityRecords(tenant string) (map[string][]byte, error) {
 		}
 		out[identityPrefix+p.Name] = []byte(token)
 	}
+	sec, err := s.signedSecurityRecord(tenant)
+	if err != nil {
+		return nil, err
+	}
+	out[identitySecurityKey] = sec
 	return out, nil
 }
 

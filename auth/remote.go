@@ -44,6 +44,7 @@ type remoteTenant struct {
 
 	mu         sync.RWMutex
 	principals map[string]Principal
+	security   *SecurityRecord // nil until a signed one is read
 }
 
 // remoteReadyWait bounds the wait for a bucket's initial records.
@@ -239,6 +240,16 @@ func (t *remoteTenant) follow(ctx context.Context, w jetstream.KeyWatcher, tenan
 			}
 			if entry == nil {
 				readyOnce() // the initial records are all in
+				continue
+			}
+			if entry.Key() == identitySecurityKey {
+				t.mu.Lock()
+				if rec, err := ReadSecurityRecord(entry.Value(), operatorKeys, tenant); err == nil && entry.Operation() == jetstream.KeyValuePut {
+					t.security = &rec
+				} else {
+					t.security = nil
+				}
+				t.mu.Unlock()
 				continue
 			}
 			name := IdentityRecordName(entry.Key())
