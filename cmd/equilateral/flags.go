@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/auth/mfa"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // The connection flags, and the environment variables they fall back on,
@@ -23,6 +26,7 @@ const (
 	envCreds         = "NATS_CREDS"
 	envCA            = "NATS_CA"
 	envDataDir       = "EQUILATERAL_DATA_DIR"
+	envOTP           = "EQ_OTP"
 	defaultServerURL = "nats://127.0.0.1:4222"
 )
 
@@ -128,6 +132,14 @@ type adminFlags struct {
 	tlsCA   string
 	offline bool
 	json    bool
+
+	// otp is --otp (or EQ_OTP); guarded, the command that needs it (see
+	// requireMFA), nil for the commands that read.
+	otp        string
+	guarded    *cobra.Command
+	authorized bool
+	// quiet: no warning that MFA is off (admin enroll, which is the fix).
+	quiet bool
 }
 
 // register declares the admin flags; publishes adds --offline for the
@@ -142,11 +154,139 @@ func (f *adminFlags) register(cmd *cobra.Command, publishes bool) {
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
 }
 
+// open opens the data dir with the operator's signing key; on a command
+// that requireMFA guards, only once an admin has proved themselves (see
+// authorize), so no key signs anything before.
 func (f *adminFlags) open() (*auth.Store, error) {
 	if f.dataDir == "" {
 		return nil, usageError{errors.New("--data-dir is required (or set " + envDataDir + ")")}
 	}
-	return auth.Open(f.dataDir)
+	store, err := auth.Open(f.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.authorize(); err != nil {
+		return nil, err
+	}
+	return store, nil
+}
+
+// otpFlag declares --otp: an enrolled admin's one-time code.
+func otpFlag(cmd *cobra.Command, otp *string) {
+	cmd.Flags().StringVar(otp, "otp", "",
+		"one-time code (TOTP) of an enrolled admin, needed from the enhanced security level on once an admin is enrolled, unless 'equilateral admin session' is open (env "+envOTP+")")
+}
+
+// requireMFA makes cmd one that mints or rotates creds or changes a
+// tenant: it takes --otp, and open checks it (the admin-mfa control).
+func (f *adminFlags) requireMFA(cmd *cobra.Command) {
+	otpFlag(cmd, &f.otp)
+	f.guarded = cmd
+	cmd.Long += mfaHelp
+}
+
+// mfaHelp ends the help of every guarded command.
+const mfaHelp = `
+
+From the enhanced security level on (DIR/security.json), once an admin is
+enrolled, it needs an enrolled admin's one-time code: --otp CODE, or
+` + envOTP + `, or an open ` + "`equilateral admin session`" + `. A code is good once.
+See docs/admin-mfa.md.`
+
+// code is the one-time code given: --otp, else EQ_OTP. The environment is
+// read when the command runs, so a code never shows as a default in help.
+func (f *adminFlags) code() string {
+	if f.otp != "" {
+		return f.otp
+	}
+	return os.Getenv(envOTP)
+}
+
+// mfaOffWarning is printed by a guarded command that runs without a code
+// because no admin is enrolled.
+const mfaOffWarning = "warning: MFA is off: no admin is enrolled (equilateral admin enroll NAME --data-dir DIR)"
+
+// authorize is the admin-mfa control, for a guarded command: at a
+// security level that has it (enhanced and up) and with an admin enrolled,
+// the command runs only on a valid one-time code or within an admin
+// session. With no admin enrolled it runs, warning that MFA is off; below
+// enhanced no code is asked for.
+func (f *adminFlags) authorize() error {
+	if f.guarded == nil || f.authorized {
+		return nil
+	}
+	enforced, err := f.mfaEnforced(!f.quiet)
+	if err != nil || !enforced {
+		f.authorized = err == nil
+		return err
+	}
+	if err := proveAdmin(f.guarded, f.dataDir, f.code()); err != nil {
+		return err
+	}
+	f.authorized = true
+	return nil
+}
+
+// mfaEnforced reports whether the data dir's level and enrolment ask for a
+// code; warn says whether to warn when only enrolment is missing.
+func (f *adminFlags) mfaEnforced(warn bool) (bool, error) {
+	settings, err := security.ReadSettings(f.dataDir)
+	if err != nil {
+		return false, err
+	}
+	if !settings.Level.Has(security.AdminMFA) {
+		return false, nil
+	}
+	admins, err := mfa.Enrolled(f.dataDir)
+	if err != nil {
+		return false, err
+	}
+	if len(admins) == 0 {
+		if warn {
+			fmt.Fprintln(f.guarded.ErrOrStderr(), mfaOffWarning)
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// mfaRefusal is a guarded command refused for want of a valid code or
+// session (exit status 1, as every refusal).
+type mfaRefusal struct {
+	command string // "tenant create"
+	dataDir string
+	err     error
+}
+
+func (e mfaRefusal) Error() string {
+	return fmt.Sprintf("refused: %s needs an enrolled admin's one-time code (admin-mfa): %v\n"+
+		"(give --otp CODE or set %s, or open a session first: equilateral admin session --otp CODE --data-dir %s)", e.command, e.err, envOTP, e.dataDir)
+}
+func (e mfaRefusal) Unwrap() error { return e.err }
+
+// errNoCode: a guarded command given neither a code nor a session.
+var errNoCode = errors.New("no code given and no admin session open")
+
+// proveAdmin accepts code (spending it) or, without one, the open session.
+// A code that is given is checked, never passed over for a session.
+func proveAdmin(cmd *cobra.Command, dataDir, code string) error {
+	command := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	refuse := func(err error) error { return mfaRefusal{command: command, dataDir: dataDir, err: err} }
+	if code != "" {
+		if _, err := mfa.Verify(dataDir, code, time.Now()); err != nil {
+			return refuse(fmt.Errorf("the code: %w", err))
+		}
+		return nil
+	}
+	_, err := mfa.SessionAdmin(dataDir, time.Now())
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mfa.ErrNoSession):
+		return refuse(errNoCode)
+	default:
+		return refuse(fmt.Errorf("the admin session: %w", err))
+	}
 }
 
 // publisher returns where account changes go, and a func to release it.

@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/auth/mfa"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 func newInitCommand() *cobra.Command {
@@ -23,9 +25,12 @@ func newInitCommand() *cobra.Command {
 		makeTLS       bool
 		existOK       bool
 		own           auth.TLSFiles
+		levelName     string
+		envName       string
+		admin         string
 	)
 	cmd := &cobra.Command{
-		Use:   "init --data-dir DIR [--cluster N [--cluster-hosts H1,H2,...] [--tls]]",
+		Use:   "init --data-dir DIR [--security-level L] [--environment E] [--admin NAME] [--cluster N [--cluster-hosts H1,H2,...] [--tls]]",
 		Short: "Create the operator, system account, keys and NATS server config",
 		Long: `init creates a data dir: the NATS operator (identity and signing key), the
 system account with an admin user, and server.conf for operator mode with the
@@ -42,10 +47,19 @@ per node into DIR/tls and requires TLS of clients and routes; clients then
 pass --tls-ca DIR/tls/ca.pem. --tls-cert, --tls-key and --tls-ca use
 certificates you already have instead. See docs/cluster.md.
 
+--security-level (foundation, enhanced, advanced, enterprise; default
+enhanced) and --environment (development, production, enterprise; default
+development) go to DIR/security.json. From enhanced on, the commands that
+mint creds or change tenants need an admin's one-time code once an admin is
+enrolled: --admin NAME enrolls the first one right away and prints its QR
+code (see docs/admin-mfa.md).
+
 Secrets (seeds, creds) are written 0600 in 0700 directories and never printed.
 DIR (--data-dir) must not exist or be empty. Layout:
 
   DIR/server.conf                 nats-server config (absolute paths)
+  DIR/security.json               security level and environment
+  DIR/admins/                     admins' TOTP secrets (--admin, admin enroll)
   DIR/operator/                   operator.nk, signing.nk, operator.jwt
   DIR/system/                     account.jwt, signing.nk, admin.creds
   DIR/tenants/<tenant>/           tenant.json, account.jwt, keys/, principals/
@@ -60,6 +74,19 @@ DIR (--data-dir) must not exist or be empty. Layout:
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
 				return usageError{fmt.Errorf("--data-dir is required (or set %s)", envDataDir)}
+			}
+			level, err := security.ParseLevel(levelName)
+			if err != nil {
+				return usageError{fmt.Errorf("--security-level: %w", err)}
+			}
+			env, err := security.ParseEnvironment(envName)
+			if err != nil {
+				return usageError{fmt.Errorf("--environment: %w", err)}
+			}
+			if admin != "" {
+				if err := mfa.ValidateName(admin); err != nil {
+					return usageError{fmt.Errorf("--admin: %w", err)}
+				}
 			}
 			opts := []auth.InitOption{auth.WithListen(host, port), auth.WithServerName(serverName)}
 			ownTLS := own != (auth.TLSFiles{})
@@ -97,6 +124,10 @@ DIR (--data-dir) must not exist or be empty. Layout:
 			if err != nil {
 				return err
 			}
+			settings := security.Settings{Level: level, Environment: env}
+			if err := security.WriteSettings(store.Dir(), settings); err != nil {
+				return fmt.Errorf("data dir %s made, but its security settings are not written: %w", store.Dir(), err)
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "initialised %s\noperator %s\nserver config %s\n", store.Dir(), store.OperatorPublicKey(), store.ServerConfigFile())
 			for k := 1; k <= nodes; k++ {
@@ -104,6 +135,21 @@ DIR (--data-dir) must not exist or be empty. Layout:
 			}
 			if ca := store.TLSCAFile(); ca != "" {
 				fmt.Fprintf(out, "TLS CA %s (clients: --tls-ca %s)\n", ca, ca)
+			}
+			fmt.Fprintf(out, "security level %s, environment %s (%s)\n", level, env, security.SettingsFile(store.Dir()))
+			if level < env.Gate() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the %s environment needs security level %s or above; an orchestrator refuses to start at %s\n", env, env.Gate(), level)
+			}
+			if admin != "" {
+				e, err := mfa.Enroll(store.Dir(), admin)
+				if err != nil {
+					return fmt.Errorf("data dir %s made, but admin %s is not enrolled: %w\n(equilateral admin enroll %s --data-dir %s)", store.Dir(), admin, err, admin, dataDir)
+				}
+				if err := printEnrollment(cmd, false, e); err != nil {
+					return err
+				}
+			} else if level.Has(security.AdminMFA) {
+				fmt.Fprintf(out, "MFA: no admin enrolled yet (equilateral admin enroll NAME --data-dir %s)\n", dataDir)
 			}
 			if nodes != 0 {
 				fmt.Fprintf(out, "next: equilateral server --data-dir %s --node K, for K in 1..%d\n", dataDir, nodes)
@@ -118,6 +164,9 @@ DIR (--data-dir) must not exist or be empty. Layout:
 	cmd.Flags().IntVar(&port, "port", 4222, "port the server listens on")
 	cmd.Flags().StringVar(&serverName, "server-name", "equilateral", "server_name (unique per cluster member)")
 	existOKFlag(cmd, &existOK)
+	cmd.Flags().StringVar(&levelName, "security-level", security.Default().Level.String(), "security level: foundation, enhanced, advanced or enterprise (DIR/security.json)")
+	cmd.Flags().StringVar(&envName, "environment", security.Default().Environment.String(), "environment: development, production or enterprise; each has a lowest level it runs at")
+	cmd.Flags().StringVar(&admin, "admin", "", "enroll this admin right away (prints a QR code for an authenticator app)")
 	cmd.Flags().IntVar(&nodes, "cluster", 0, "also write configs for a cluster of N nodes (N >= 3), DIR/nats/nats<K>.conf")
 	cmd.Flags().StringVar(&clusterHosts, "cluster-hosts", "", "the nodes' hosts, one per node, comma-separated (default: all on 127.0.0.1)")
 	cmd.Flags().IntVar(&basePort, "base-port", 4222, "cluster client port (node K's is base+K-1 on one machine)")

@@ -116,6 +116,7 @@ answers it warns and succeeds (` + "`tenant publish T`" + ` does it later), and
 		},
 	}
 	flags.register(cmd, true)
+	flags.requireMFA(cmd)
 	name.register(cmd)
 	tenantFlag(cmd, &tenant)
 	if role == auth.RoleAgent {
@@ -285,6 +286,7 @@ new creds later.`,
 		},
 	}
 	flags.register(cmd, true)
+	flags.requireMFA(cmd)
 	name.register(cmd)
 	tenantFlag(cmd, &tenant)
 	return cmd
@@ -325,6 +327,7 @@ connections using the old creds close at once.`,
 		},
 	}
 	flags.register(cmd, true)
+	flags.requireMFA(cmd)
 	name.register(cmd)
 	tenantFlag(cmd, &tenant)
 	cmd.Flags().StringVar(&out, "out", "", "where to write the new creds (default DIR/creds/<tenant>/<name>.creds)")

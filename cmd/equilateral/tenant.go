@@ -59,15 +59,16 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 			if err != nil {
 				return err
 			}
-			store, err := flags.open()
-			if err != nil {
-				return err
-			}
 			limits.Connections, limits.Subscriptions = connections, subs
 			limits.JSStreams, limits.JSConsumers = streams, consumers
 			limits.JetStream = !noJetStream
 			if err := limits.Validate(); err != nil {
 				return usageError{err}
+			}
+			// After the usage checks, so a mistyped limit spends no code.
+			store, err := flags.open()
+			if err != nil {
+				return err
 			}
 			ctx, cancel := withTimeout(cmd.Context())
 			defer cancel()
@@ -103,6 +104,7 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 		},
 	}
 	flags.register(cmd, true)
+	flags.requireMFA(cmd)
 	name.register(cmd)
 	existOKFlag(cmd, &existOK)
 	f := cmd.Flags()
@@ -243,6 +245,7 @@ the servers until an operator removes it.`,
 		},
 	}
 	flags.register(cmd, true)
+	flags.requireMFA(cmd)
 	name.register(cmd)
 	return cmd
 }
