@@ -240,6 +240,8 @@ func TestDirectoryNeverOpensASeed(t *testing.T) {
 		"Tenants":           func() error { _, err := d.Tenants(); return err },
 		"Principal":         func() error { _, err := d.Principal("acme", "coder"); return err },
 		"Principals":        func() error { _, err := d.Principals("acme"); return err },
+		"SecurityRecord":    func() error { _, err := d.SecurityRecord(); return err },
+		"ServerConfigFiles": func() error { d.ServerConfigFiles(); return nil },
 		"KeyJournal": func() error {
 			j := d.KeyJournal()
 			_, _, err := j.ReadFrom(auth.JournalPosition{})

@@ -105,7 +105,7 @@ func checkComposeShape(t *testing.T, files []string) {
 	}
 
 	want := []string{"init", "nats1", "nats2", "nats3", "nats-ready", "create-tenant", "create-planner", "create-coder",
-		"create-reviewer", "create-summarizer", "create-client", "jaeger", "orchestrator1", "orchestrator2",
+		"create-reviewer", "create-summarizer", "create-client", "enroll", "jaeger", "orchestrator1", "orchestrator2",
 		"publish", "planner", "coder", "reviewer", "summarizer", "ready", "demo"}
 	got := p.ServiceNames()
 	slices.Sort(got)
@@ -152,7 +152,7 @@ func checkComposeShape(t *testing.T, files []string) {
 			t.Errorf("%s: health check %q: the images have no shell, want the exec form [CMD, ...]", name, hc.Test)
 		}
 		for _, v := range s.Volumes {
-			if v.Source == "data" && !v.ReadOnly && !slices.Contains([]string{"init", "nats1", "nats2", "nats3"}, name) && !strings.HasPrefix(name, "create-") {
+			if v.Source == "data" && !v.ReadOnly && !slices.Contains([]string{"init", "enroll", "nats1", "nats2", "nats3"}, name) && !strings.HasPrefix(name, "create-") {
 				t.Errorf("%s mounts the data volume writable; only init, create-* and the NATS nodes may", name)
 			}
 		}

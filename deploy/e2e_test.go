@@ -93,6 +93,9 @@ func freePort(t *testing.T) int {
 // EQ_DOCKER_E2E=1) when Docker or an image is missing.
 func upCompose(ctx context.Context, t *testing.T, files ...string) *compose {
 	t.Helper()
+	if len(files) == 0 {
+		t.Fatal("upCompose: no compose file")
+	}
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		skipOrFail(t, "no docker-compose: %v", err)
 	}

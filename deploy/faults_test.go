@@ -87,7 +87,7 @@ func TestComposeSurvivesFaults(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 			defer cancel()
-			c := upCompose(ctx, t)
+			c := upCompose(ctx, t, composeFile)
 			c.waitExited(ctx, "ready")
 			streamThroughFault(ctx, t, c, sc.fault)
 		})

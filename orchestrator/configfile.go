@@ -45,6 +45,10 @@ type Config struct {
 	CredsDir    string `yaml:"creds_dir"`
 	// TLSCA verifies the servers' certificates.
 	TLSCA string `yaml:"tls_ca"`
+	// ServerConfigs are the nats-server configs of servers on this host,
+	// read by the start gate to see encryption at rest where it cannot be
+	// seen over a connection (a single server, not a cluster).
+	ServerConfigs []string `yaml:"server_configs"`
 	// Policy is a policy file (ParsePolicy).
 	Policy      string        `yaml:"policy"`
 	Replicas    int           `yaml:"replicas"`
@@ -61,6 +65,9 @@ type Config struct {
 // SecurityConfig is the config file's security: section.
 type SecurityConfig struct {
 	Level security.Level `yaml:"level"`
+	// MaxCredentialAge is the credential maximum age the start gate
+	// checks creds against (default: the recorded one, else 720h).
+	MaxCredentialAge security.Duration `yaml:"max_credential_age"`
 }
 
 // ParseConfig reads a config file; name names it in errors, and relative
@@ -95,6 +102,11 @@ func ParseConfig(raw []byte, name string) (*Config, error) {
 	for _, p := range []*string{&c.DataDir, &c.TLSCA, &c.Policy, &c.OperatorJWT, &c.CredsDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i, p := range c.ServerConfigs {
+		if !filepath.IsAbs(p) {
+			c.ServerConfigs[i] = filepath.Join(dir, p)
 		}
 	}
 	return &c, nil

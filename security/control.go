@@ -61,7 +61,7 @@ var catalogue = map[Control]controlInfo{
 	AdminMFA: {level: Enhanced, what: "MFA (TOTP) on commands that mint creds or change tenants",
 		fix: "enroll an admin: equilateral admin enroll NAME --data-dir DIR"},
 	EncryptionAtRest: {level: Enhanced, what: "JetStream encryption at rest",
-		fix: "run the servers with the configs equilateral init writes (jetstream { cipher, key }), or add cipher and key to yours (docs/security.md, \"Encryption at rest\")"},
+		fix: "run the servers with the configs equilateral init writes (jetstream { cipher, key }, server_tags [eq-encrypted]), or add them to yours (docs/cluster.md, \"Encryption at rest\")"},
 
 	TLSEverywhere: {level: Advanced, what: "TLS on every connection",
 		fix: "equilateral init --cluster N --tls (or your certificates with --tls-cert/--tls-key/--tls-ca), then tls:// server URLs and --tls-ca (tls_ca: in the config)"},
@@ -71,7 +71,7 @@ var catalogue = map[Control]controlInfo{
 	OutputGate: {level: Advanced, what: "an output validation gate on every code-generating capability",
 		fix: "in the policy, give every capability with generates_code: true a gate: (a reviewing capability)"},
 	CredentialMaxAge: {level: Advanced, what: "credential maximum age",
-		fix: "set max_credential_age: in the policy (say 720h), and renew creds with `equilateral agent rotate`"},
+		fix: "issue creds at advanced or above (max_credential_age in the data dir's security.json, 720h by default) and renew every principal named with `equilateral agent rotate NAME` (client rotate for clients)"},
 
 	PayloadEncryption: {level: Enterprise, what: "end-to-end payload encryption", planned: true},
 	SignedSharing:     {level: Enterprise, what: "cross-tenant sharing only through signed exports/imports", planned: true},

@@ -60,7 +60,10 @@ func (f *adminFlags) openAdmins() error {
 }
 
 func newAdminEnrollCommand() *cobra.Command {
-	var flags adminFlags
+	var (
+		flags   adminFlags
+		existOK bool
+	)
 	cmd := &cobra.Command{
 		Use:   "enroll NAME --data-dir DIR [--otp CODE]",
 		Short: "Enroll an admin: a new TOTP secret, shown as a QR code for an authenticator app",
@@ -81,7 +84,11 @@ admin (or an open session), from the enhanced level on. Names are
 			}
 			// An admin enrolled already is refused before a code is spent.
 			if enrolled, err := mfa.Enrolled(flags.dataDir); flags.dataDir != "" && err == nil && slices.Contains(enrolled, name) {
-				return fmt.Errorf("%w: %s", mfa.ErrAdminExists, name)
+				err := fmt.Errorf("%w: %s", mfa.ErrAdminExists, name)
+				if existed(cmd, existOK, err, mfa.ErrAdminExists, "admin "+name) {
+					return nil
+				}
+				return err
 			}
 			if err := flags.openAdmins(); err != nil {
 				return err
@@ -96,6 +103,7 @@ admin (or an open session), from the enhanced level on. Names are
 	flags.register(cmd, false)
 	flags.requireMFA(cmd)
 	flags.quiet = true // the first admin is the fix for "MFA is off"
+	existOKFlag(cmd, &existOK)
 	return cmd
 }
 

@@ -34,6 +34,7 @@ func TestCLIAudit(t *testing.T) {
 		return run(t, append([]string{"audit"}, append(args, "--data-dir", dir, "--tenant", "acme", "--server", url)...)...)
 	}
 
+	enrollTestAdmin(t, dir) // the enhanced level's gate needs MFA
 	orch := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
 	if err := orch.Start(); err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ func clusterScenario(t *testing.T, useTLS bool) {
 	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code")
 	admin("client", "create", "client", "--tenant", "acme")
 
+	enrollTestAdmin(t, dir) // the enhanced level's gate needs MFA
 	orch := exec.Command(equilateralBinary(t), append([]string{"orchestrator", "--data-dir", dir, "--server", urls[0]}, ca...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "NATS_") && !strings.HasPrefix(kv, "SSL_CERT_") {

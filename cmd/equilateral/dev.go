@@ -13,16 +13,20 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/equilateral-agents/equilateral/agents"
 	"github.com/equilateral-agents/equilateral/agents/demo"
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/auth/mfa"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/embedded"
 	"github.com/equilateral-agents/equilateral/examples"
 	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/security"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
@@ -38,6 +42,7 @@ func newDevCommand() *cobra.Command {
 		metricsAddr               string
 		port                      int
 		verbose, jsonLog          bool
+		sec                       securityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "dev [--data-dir DIR] [--port N]",
@@ -78,7 +83,7 @@ docs/observability.md.`,
 			if err != nil {
 				return usageError{err}
 			}
-			d := &devStack{metricsAddr: metricsAddr, dataDir: dataDir, host: host, port: port, policy: p, log: slog.New(telemetry.LogHandler(handler)), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
+			d := &devStack{metricsAddr: metricsAddr, dataDir: dataDir, host: host, port: port, policy: p, sec: sec, log: slog.New(telemetry.LogHandler(handler)), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -90,6 +95,7 @@ docs/observability.md.`,
 	f.StringVar(&policyFile, "policy", "", "tenant policies (YAML) instead of the built-in examples/policy.yaml")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log what the orchestrator and agents do")
 	f.BoolVar(&jsonLog, "log-json", false, "log as JSON")
+	sec.register(cmd)
 	return cmd
 }
 
@@ -100,6 +106,8 @@ type devStack struct {
 	host        string
 	port        int
 	policy      *orchestrator.PolicyFile
+	sec         securityFlags
+	server      *embedded.Server
 	log         *slog.Logger
 	out         io.Writer
 	errOut      io.Writer
@@ -129,6 +137,10 @@ func (d *devStack) run(ctx context.Context) error {
 	}()
 	defer d.flushTraces()
 	url := srv.ClientURL()
+	d.server = srv
+	if err := d.enrollAdmin(store); err != nil {
+		return err
+	}
 
 	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -162,6 +174,46 @@ func (d *devStack) run(ctx context.Context) error {
 	fmt.Fprintln(d.errOut, "stopping: agents drain, then the orchestrator and the server stop")
 	stop()
 	wg.Wait()
+	return nil
+}
+
+// devAdmin is the admin dev enrolls for MFA in a data dir without one.
+const devAdmin = "dev"
+
+// enrollAdmin gives a data dir at enhanced or above, which has no admin
+// yet, the admin "dev" (MFA on the admin commands is a control of
+// enhanced, which the development gate needs), prints how to add it to an
+// authenticator, and opens an admin session for the day: on a developer's
+// own machine, admin commands on this data dir work without a code until
+// it ends; after that, --otp or `admin session` with the authenticator's.
+func (d *devStack) enrollAdmin(store *auth.Store) error {
+	recorded, _, err := recordedSettings(store.Dir(), store)
+	if err != nil {
+		return err
+	}
+	settings, _, err := d.sec.resolve(security.Settings{}, recorded, "")
+	if err != nil || !settings.Level.Has(security.AdminMFA) {
+		return err
+	}
+	if admins, err := mfa.Enrolled(store.Dir()); err != nil || len(admins) > 0 {
+		return err
+	}
+	e, err := mfa.Enroll(store.Dir(), devAdmin)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	code, err := totp.GenerateCodeCustom(e.Secret, now, totp.ValidateOpts{Period: mfa.Period, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return err
+	}
+	session, err := mfa.OpenSession(store.Dir(), code, now, 12*time.Hour)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.errOut, "admin MFA: enrolled admin %q for %s; add it to an authenticator app:\n  %s\n"+
+		"admin commands on this data dir need no code until %s (a session dev opened); then --otp CODE\n",
+		devAdmin, displayPath(store.Dir()), e.URI, session.ExpiresAt.Local().Format("15:04"))
 	return nil
 }
 
@@ -239,7 +291,20 @@ func (d *devStack) startOrchestrator(setupCtx, runCtx context.Context, wg *sync.
 	if err != nil {
 		return err
 	}
+	recorded, recordedFrom, err := recordedSettings(d.dataDir, store)
+	if err != nil {
+		return err
+	}
+	sec, from, err := d.sec.resolve(security.Settings{}, recorded, recordedFrom)
+	if err != nil {
+		return err
+	}
+	if err := checkGate(setupCtx, gateInputs{settings: sec, dataDir: d.dataDir, identities: store, policy: d.policy, server: d.server}); err != nil {
+		return err
+	}
 	o, err := orchestrator.New(url, store,
+		orchestrator.WithSecurity(sec),
+		orchestrator.WithSecuritySource(from),
 		orchestrator.WithMeterProvider(m.Provider),
 		orchestrator.WithLogger(d.log.With("component", "orchestrator")),
 		orchestrator.WithPolicies(d.policy),

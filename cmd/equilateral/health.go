@@ -105,10 +105,30 @@ func probeNATS(ctx context.Context, hostport string, jetstream bool) error {
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
 		hostport = net.JoinHostPort(hostport, "4222")
 	}
+	info, err := readServerInfo(ctx, hostport)
+	if err != nil {
+		return err
+	}
+	if jetstream && !info.JetStream {
+		return fmt.Errorf("server %s has JetStream off", info.ServerName)
+	}
+	return nil
+}
+
+// serverInfo is what the INFO line says that Equilateral looks at.
+type serverInfo struct {
+	ServerName  string `json:"server_name"`
+	JetStream   bool   `json:"jetstream"`
+	TLSRequired bool   `json:"tls_required"`
+}
+
+// readServerInfo connects to a NATS server and reads its INFO line, which
+// it sends before any credentials or TLS handshake.
+func readServerInfo(ctx context.Context, hostport string) (serverInfo, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
-		return err
+		return serverInfo{}, err
 	}
 	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
@@ -116,23 +136,17 @@ func probeNATS(ctx context.Context, hostport string, jetstream bool) error {
 	}
 	line, err := bufio.NewReaderSize(conn, 64<<10).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("no INFO: %w", err)
+		return serverInfo{}, fmt.Errorf("no INFO: %w", err)
 	}
 	body, ok := strings.CutPrefix(strings.TrimSpace(line), "INFO ")
 	if !ok {
-		return errors.New("not a NATS server: first line is not INFO")
+		return serverInfo{}, errors.New("not a NATS server: first line is not INFO")
 	}
-	var info struct {
-		ServerName string `json:"server_name"`
-		JetStream  bool   `json:"jetstream"`
-	}
+	var info serverInfo
 	if err := json.Unmarshal([]byte(body), &info); err != nil {
-		return fmt.Errorf("INFO: %w", err)
+		return serverInfo{}, fmt.Errorf("INFO: %w", err)
 	}
-	if jetstream && !info.JetStream {
-		return fmt.Errorf("server %s has JetStream off", info.ServerName)
-	}
-	return nil
+	return info, nil
 }
 
 // probeHTTP GETs target; with contains, the body must hold it (a

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/equilateral-agents/equilateral/agents/subprocess"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +29,11 @@ func main() {
 		var usage usageError
 		if errors.As(err, &usage) {
 			os.Exit(2)
+		}
+		var gate *security.GateError
+		var below belowLevelError
+		if errors.As(err, &gate) || errors.As(err, &below) {
+			os.Exit(exitGate)
 		}
 		os.Exit(1)
 	}
@@ -67,6 +73,7 @@ its NAME as the argument.`,
 		newOrchestratorCommand(),
 		newTaskCommand(),
 		newAuditCommand(),
+		newSecurityCommand(),
 		newHealthCommand(),
 	)
 	return root

@@ -12,6 +12,7 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/orchestrator"
+	"github.com/equilateral-agents/equilateral/security"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
@@ -20,6 +21,7 @@ func newOrchestratorCommand() *cobra.Command {
 		configFile string
 		server     string
 		cfg        orchestrator.Config
+		sec        securityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "orchestrator (--data-dir DIR | --config FILE) [--server URL,...]",
@@ -38,7 +40,13 @@ sets another number).
 
 --config FILE holds the same settings in one YAML file (see
 docs/cluster.md): servers, data_dir, tls_ca, policy, replicas, result_ttl,
-metrics_addr, log_json. A flag given on the command line wins over the file.`,
+metrics_addr, log_json, security.level, environment. A flag given on the
+command line wins over the file.
+
+It runs at the security level of --security-level (else the config file's,
+else the data dir's, else enhanced) in the environment of --environment
+(else development), announces it on eq.tasks.info and in every audit
+record; docs/security.md, "Levels", says what each level switches on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Servers = strings.Split(server, ",")
@@ -52,7 +60,18 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 				return err
 			}
 			defer closeIDs()
+			recorded, recordedFrom, err := recordedSettings(cfg.DataDir, identities)
+			if err != nil {
+				return err
+			}
+			settings, from, err := sec.resolve(security.Settings{Level: cfg.Security.Level, Environment: cfg.Environment,
+				MaxCredentialAge: cfg.Security.MaxCredentialAge}, recorded, recordedFrom)
+			if err != nil {
+				return err
+			}
 			opts := []orchestrator.Option{
+				orchestrator.WithSecurity(settings),
+				orchestrator.WithSecuritySource(from),
 				orchestrator.WithLogger(newLogger(cfg.LogJSON)),
 				orchestrator.WithResultTTL(cfg.ResultTTL),
 				orchestrator.WithReplicas(cfg.Replicas),
@@ -61,12 +80,19 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 			if keys != nil {
 				opts = append(opts, orchestrator.WithKeys(keys))
 			}
+			var policy *orchestrator.PolicyFile
 			if cfg.Policy != "" {
-				p, err := readPolicy(cfg.Policy)
-				if err != nil {
+				if policy, err = readPolicy(cfg.Policy); err != nil {
 					return usageError{err}
 				}
-				opts = append(opts, orchestrator.WithPolicies(p))
+				opts = append(opts, orchestrator.WithPolicies(policy))
+			}
+			// The gate, before anything is served: below the environment's
+			// level, or with a control of the level off, it does not start.
+			if err := checkGate(cmd.Context(), gateInputs{settings: settings, servers: cfg.Servers, dataDir: cfg.DataDir,
+				identities: identities, policy: policy, natsOpts: natsTLS(cfg.TLSCA), replicas: cfg.Replicas,
+				serverConfigs: cfg.ServerConfigs}); err != nil {
+				return err
 			}
 			tp, shutdown, err := telemetry.Tracing(cmd.Context(), "equilateral-orchestrator", false)
 			if err != nil {
@@ -84,7 +110,7 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 			if err != nil {
 				return usageError{err}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "orchestrator serving %s on %s\n", identitiesFrom(cfg), server)
+			fmt.Fprintf(cmd.ErrOrStderr(), "orchestrator serving %s on %s at security level %s (%s)\n", identitiesFrom(cfg), server, settings.Level, settings.Environment)
 			return o.Run(cmd.Context())
 		},
 	}
@@ -99,6 +125,8 @@ metrics_addr, log_json. A flag given on the command line wins over the file.`,
 	cmd.Flags().IntVar(&cfg.Replicas, "replicas", 0, "copies of every stream and bucket, 1 to 5 (default: 3 on a cluster of three servers or more, else 1)")
 	cmd.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&cfg.Policy, "policy", "", "tenant policies (YAML): rate limits, max concurrent tasks, output gates; see examples/policy.yaml")
+	cmd.Flags().StringArrayVar(&cfg.ServerConfigs, "server-config", nil, "a nats-server config of a server on this host (repeat for more): the gate reads it to see encryption at rest where a connection cannot show it (one server, not a cluster)")
+	sec.register(cmd)
 	return cmd
 }
 
@@ -158,6 +186,9 @@ func mergeConfigFile(cmd *cobra.Command, path string, cfg *orchestrator.Config) 
 	}
 	if file.TLSCA != "" && !set("tls-ca") && os.Getenv(envCA) == "" {
 		cfg.TLSCA = file.TLSCA
+	}
+	if len(file.ServerConfigs) > 0 && !set("server-config") {
+		cfg.ServerConfigs = file.ServerConfigs
 	}
 	if file.Policy != "" && !set("policy") {
 		cfg.Policy = file.Policy

@@ -91,6 +91,12 @@ answers it warns and succeeds (` + "`tenant publish T`" + ` does it later), and
 			if err != nil {
 				return err
 			}
+			// What exists needs no change, so no code: a set-up script run
+			// again passes without one.
+			if existOK && principalExists(flags.dataDir, tenant, n) {
+				existed(cmd, true, auth.ErrPrincipalExists, auth.ErrPrincipalExists, fmt.Sprintf("%s %s in tenant %s", role, n, tenant))
+				return nil
+			}
 			store, err := flags.open()
 			if err != nil {
 				return err
@@ -126,6 +132,17 @@ answers it warns and succeeds (` + "`tenant publish T`" + ` does it later), and
 	cmd.Flags().StringVar(&out, "out", "", "where to write the creds (default DIR/creds/<tenant>/<name>.creds)")
 	existOKFlag(cmd, &existOK)
 	return cmd
+}
+
+// principalExists reports whether the data dir has the principal, read
+// without opening a seed.
+func principalExists(dataDir, tenant, name string) bool {
+	d, err := auth.OpenReadOnly(dataDir)
+	if err != nil {
+		return false
+	}
+	_, err = d.Principal(tenant, name)
+	return err == nil
 }
 
 // dataDirOnly ends the help of the admin commands that do not contact a

@@ -61,6 +61,7 @@ func startTaskStack(t *testing.T, setup ...stackSetup) (dir, url string) {
 	admin("tenant", "create", "acme", "--server", url)
 	admin("agent", "create", "coder", "--tenant", "acme", "--capability", "code")
 	admin("client", "create", "client", "--tenant", "acme")
+	enrollTestAdmin(t, dir) // the enhanced level's gate needs MFA
 	args := []string{"orchestrator", "--data-dir", dir, "--server", url}
 	for _, s := range setup {
 		if s.prepare != nil {
@@ -162,7 +163,10 @@ func TestOrchestratorLearnsIdentitiesOverNATS(t *testing.T) {
 		os.Mkdir(filepath.Join(own, "creds"), 0o700)
 		os.WriteFile(filepath.Join(own, "creds", "acme.creds"), creds, 0o600)
 		os.WriteFile(filepath.Join(own, "operator.jwt"), operator, 0o644)
-		return []string{"orchestrator", "--operator-jwt", filepath.Join(own, "operator.jwt"), "--creds-dir", filepath.Join(own, "creds"), "--server", url}
+		// One server, not a cluster: its encryption at rest shows only in
+		// its config.
+		return []string{"orchestrator", "--operator-jwt", filepath.Join(own, "operator.jwt"), "--creds-dir", filepath.Join(own, "creds"), "--server", url,
+			"--server-config", filepath.Join(dir, "server.conf")}
 	}})
 	submitHi(t, url, filepath.Join(dir, "creds", "acme", "client.creds"))
 

@@ -65,6 +65,12 @@ Counts take -1 for unlimited; sizes take 1048576, 64KiB, 1GB or -1.`,
 			if err := limits.Validate(); err != nil {
 				return usageError{err}
 			}
+			// What exists needs no change, so no code: a set-up script run
+			// again passes without one.
+			if existOK && tenantExists(flags.dataDir, tenantName) {
+				existed(cmd, true, auth.ErrTenantExists, auth.ErrTenantExists, "tenant "+tenantName)
+				return nil
+			}
 			// After the usage checks, so a mistyped limit spends no code.
 			store, err := flags.open()
 			if err != nil {
@@ -255,6 +261,17 @@ func limitString(n int64) string {
 		return "unlimited"
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// tenantExists reports whether the data dir has the tenant, read without
+// opening a seed.
+func tenantExists(dataDir, tenant string) bool {
+	d, err := auth.OpenReadOnly(dataDir)
+	if err != nil {
+		return false
+	}
+	_, err = d.Tenant(tenant)
+	return err == nil
 }
 
 func printJSON(cmd *cobra.Command, v any) error {

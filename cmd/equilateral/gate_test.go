@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/equilateral-agents/equilateral/auth/mfa"
+)
+
+// enrollTestAdmin enrolls an admin in dir (the MFA that the enhanced
+// level's gate needs) and opens an admin session with a code of its
+// secret, so the test's later admin commands run without one.
+func enrollTestAdmin(t *testing.T, dir string) {
+	t.Helper()
+	out := run(t, "admin", "enroll", "tester", "--data-dir", dir, "--json").ok(t)
+	var e struct {
+		URI string `json:"uri"`
+	}
+	if err := json.Unmarshal([]byte(out.stdout), &e); err != nil {
+		t.Fatalf("admin enroll --json: %v: %s", err, out.stdout)
+	}
+	u, err := url.Parse(e.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCodeCustom(u.Query().Get("secret"), time.Now(),
+		totp.ValidateOpts{Period: mfa.Period, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "admin", "session", "--data-dir", dir, "--otp", code, "--for", "1h").ok(t)
+}
+
+// TestOrchestratorGate: the orchestrator refuses to start below its
+// environment's gate, or with a control of its level off, naming each
+// missing control with its fix, and exits 6; at the right level with its
+// controls on, it serves.
+func TestOrchestratorGate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir).ok(t)
+	url, _ := startServer(t, dir)
+	run(t, "tenant", "create", "acme", "--data-dir", dir, "--server", url).ok(t)
+	orchestrator := func(args ...string) result {
+		return run(t, append([]string{"orchestrator", "--data-dir", dir, "--server", url}, args...)...)
+	}
+	refused := func(res result, says ...string) {
+		t.Helper()
+		if res.code != exitGate {
+			t.Fatalf("exit %d, want %d (the gate)\nstdout %s\nstderr %s", res.code, exitGate, res.stdout, res.stderr)
+		}
+		for _, s := range says {
+			if !strings.Contains(res.stderr, s) {
+				t.Errorf("the refusal does not say %q:\n%s", s, res.stderr)
+			}
+		}
+	}
+
+	// Below the development gate.
+	refused(orchestrator("--security-level", "foundation"), "security gate: foundation in development (gate enhanced)", "fix: --security-level enhanced")
+	// Enhanced, without an admin enrolled.
+	refused(orchestrator(), "admin-mfa", "no admin is enrolled", "fix: enroll an admin: equilateral admin enroll NAME")
+	enrollTestAdmin(t, dir)
+	// Advanced over a server that takes plaintext, with a code-generating
+	// capability without a gate and creds that never expire.
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte("default:\n  capabilities:\n    code:\n      generates_code: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(orchestrator("--security-level", "advanced", "--environment", "production", "--policy", policy),
+		"tls: TLS on every connection: these servers take plaintext clients: nats://127.0.0.1",
+		"output-gate", "code (default)", "credential-max-age")
+	// Production refuses enhanced.
+	refused(orchestrator("--environment", "production"), "(gate advanced)", "fix: --security-level advanced")
+
+	// At enhanced in development, with MFA enrolled and the data dir's
+	// encrypted server: it starts, and says its level.
+	cmd := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(stderr.String(), "orchestrator serving"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the orchestrator did not start:\n%s", stderr.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "at security level enhanced (development)") {
+		t.Errorf("the orchestrator does not say its level:\n%s", stderr.String())
+	}
+}
