@@ -23,7 +23,7 @@ func newAgentRunCommand() *cobra.Command {
 	var (
 		name                               = nameArg{what: "agent", optional: true}
 		creds, server, dataDir, execCmd    string
-		tlsCA                              string
+		tlsCA, minLevel                    string
 		capabilities, envNames             []string
 		allowRead, allowWrite              []string
 		sandbox, network, handlerUser      string
@@ -139,6 +139,11 @@ what each handler gets. See docs/exec.md.`,
 				agents.WithVersion(version),
 				agents.WithNATSOptions(natsTLS(tlsCA)...),
 			}
+			if required, err := parseMinLevel(minLevel); err != nil {
+				return err
+			} else if required != 0 {
+				opts = append(opts, agents.WithMinimumLevel(required))
+			}
 			if dataDir != "" {
 				keys, err := dataDirKeys(dataDir, creds)
 				if err != nil {
@@ -165,6 +170,7 @@ what each handler gets. See docs/exec.md.`,
 	credsFlag(cmd, &creds)
 	serverFlag(cmd, &server)
 	tlsCAFlag(cmd, &tlsCA)
+	minLevelFlag(cmd, &minLevel)
 	dataDirFlag(cmd, &dataDir, "")
 	f := cmd.Flags()
 	f.StringSliceVar(&capabilities, "capability", nil, "capability to take (repeatable; default: all the creds allow)")

@@ -98,4 +98,31 @@ func TestOrchestratorGate(t *testing.T) {
 	if !strings.Contains(stderr.String(), "at security level enhanced (development)") {
 		t.Errorf("the orchestrator does not say its level:\n%s", stderr.String())
 	}
+
+	// A client or an agent that requires more refuses it; one that
+	// requires what it runs at works with it.
+	run(t, "client", "create", "client", "--tenant", "acme", "--data-dir", dir).ok(t)
+	run(t, "agent", "create", "coder", "--tenant", "acme", "--capability", "code", "--data-dir", dir).ok(t)
+	clientCreds := filepath.Join(dir, "creds", "acme", "client.creds")
+	var list result
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		list = run(t, "task", "list", "--creds", clientCreds, "--server", url, "--min-security-level", "enhanced")
+		if list.code == 0 || time.Now().After(deadline) || !strings.Contains(list.stderr, "no orchestrator") {
+			break
+		}
+	}
+	if list.code != 0 {
+		t.Errorf("task list requiring enhanced: exit %d, %s", list.code, list.stderr)
+	}
+	if res := run(t, "task", "list", "--creds", clientCreds, "--server", url, "--min-security-level", "advanced"); res.code == 0 ||
+		!strings.Contains(res.stderr, "security level is below the required level: it runs at enhanced, advanced is required") {
+		t.Errorf("task list requiring advanced: exit %d, %s", res.code, res.stderr)
+	}
+	agentRun := run(t, "agent", "run", "--creds", filepath.Join(dir, "creds", "acme", "coder.creds"), "--server", url, "--min-security-level", "enterprise")
+	if agentRun.code == 0 || !strings.Contains(agentRun.stderr, "it runs at enhanced, enterprise is required") {
+		t.Errorf("agent run requiring enterprise: exit %d, %s", agentRun.code, agentRun.stderr)
+	}
+	if res := run(t, "task", "list", "--creds", clientCreds, "--server", url, "--min-security-level", "paranoid"); res.code != 2 {
+		t.Errorf("--min-security-level paranoid: exit %d, %s", res.code, res.stderr)
+	}
 }

@@ -30,6 +30,8 @@ type taskFlags struct {
 	dataDir string
 	timeout time.Duration
 	json    bool
+	// minLevel is --min-security-level.
+	minLevel string
 }
 
 // register declares the flags and ends the command's help with what they
@@ -45,6 +47,7 @@ func (f *taskFlags) register(cmd *cobra.Command, timeout time.Duration) {
 	dataDirFlag(cmd, &f.dataDir, "")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", timeout, "how long to wait")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for machines")
+	minLevelFlag(cmd, &f.minLevel)
 }
 
 // taskHelp ends the help of every task command.
@@ -61,6 +64,10 @@ func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *cl
 		if f.creds == "" {
 			return usageError{errors.New("--creds is required (or set " + envCreds + ")")}
 		}
+		minLevel, err := parseMinLevel(f.minLevel)
+		if err != nil {
+			return err
+		}
 		// With OTEL_* set, the command is the root of its task's trace.
 		tp, shutdown, err := telemetry.Tracing(cmd.Context(), "equilateral-cli", false)
 		if err != nil {
@@ -70,6 +77,9 @@ func (f *taskFlags) run(body func(ctx context.Context, cmd *cobra.Command, c *cl
 		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 		defer cancel()
 		opts := []client.Option{client.WithTracerProvider(tp), client.WithNATSOptions(natsTLS(f.tlsCA)...)}
+		if minLevel != 0 {
+			opts = append(opts, client.WithMinimumLevel(minLevel))
+		}
 		if f.dataDir != "" {
 			keys, err := dataDirKeys(f.dataDir, f.creds)
 			if err != nil {
