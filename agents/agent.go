@@ -109,6 +109,9 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Agent
 	}, cfg.natsOptions...)
 	nc, err := bus.Dial(ctx, url, natsOpts...)
 	if err != nil {
+		if expired := auth.ExplainConnectError(credsFile, err); errors.Is(expired, auth.ErrCredsExpired) {
+			return nil, fmt.Errorf("agents: %w", expired)
+		}
 		return nil, fmt.Errorf("agents: connect to %s as %s: %w", url, a.name, err)
 	}
 	a.nc = nc

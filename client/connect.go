@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,6 +50,9 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 		nats.Timeout(5 * time.Second),
 	}, cfg.natsOptions...)...)
 	if err != nil {
+		if expired := auth.ExplainConnectError(credsFile, err); errors.Is(expired, auth.ErrCredsExpired) {
+			return nil, fmt.Errorf("client: %w", expired)
+		}
 		return nil, fmt.Errorf("client: cannot reach NATS at %s as %s: %w", url, id.Name, err)
 	}
 	c, err := New(nc, id.Tenant, id.Name, signer, keys, bus.WithTracerProvider(cfg.tracerProvider))

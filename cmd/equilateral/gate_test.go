@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/equilateral-agents/equilateral/auth/mfa"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // enrollTestAdmin enrolls an admin in dir (the MFA that the enhanced
@@ -124,5 +126,60 @@ func TestOrchestratorGate(t *testing.T) {
 	}
 	if res := run(t, "task", "list", "--creds", clientCreds, "--server", url, "--min-security-level", "paranoid"); res.code != 2 {
 		t.Errorf("--min-security-level paranoid: exit %d, %s", res.code, res.stderr)
+	}
+}
+
+// TestAgentRotateOrchestrator: at advanced the tenant's orchestrator user
+// expires like every principal; `agent rotate orchestrator` renews it (a
+// later expiry, printed), and the old creds no longer connect.
+func TestAgentRotateOrchestrator(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir, "--security-level", "advanced", "--environment", "production").ok(t)
+	url, _ := startServer(t, dir)
+	run(t, "tenant", "create", "acme", "--data-dir", dir, "--server", url).ok(t)
+	credsFile := filepath.Join(dir, "creds", "acme", "orchestrator.creds")
+	old, err := os.ReadFile(credsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCopy := filepath.Join(t.TempDir(), "old.creds")
+	if err := os.WriteFile(oldCopy, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, "agent", "rotate", "orchestrator", "--tenant", "acme", "--data-dir", dir, "--server", url).ok(t)
+	if !strings.Contains(res.stdout, "orchestrator orchestrator rotated in tenant acme") || !strings.Contains(res.stdout, "expires ") {
+		t.Errorf("rotate orchestrator said:\n%s", res.stdout)
+	}
+	if _, err := nats.Connect(url, nats.UserCredentials(oldCopy)); err == nil {
+		t.Error("the old orchestrator creds still connect")
+	}
+	nc, err := nats.Connect(url, nats.UserCredentials(credsFile))
+	if err != nil {
+		t.Fatalf("the new orchestrator creds: %v", err)
+	}
+	nc.Close()
+	// Another agent's name is still checked for its role.
+	if res := run(t, "client", "rotate", "orchestrator", "--tenant", "acme", "--data-dir", dir, "--server", url); res.code == 0 {
+		t.Error("client rotate renewed the orchestrator")
+	}
+}
+
+// TestExpiredCredsSaySo: creds past their maximum age are refused by the
+// server, and the CLI says they expired and how to renew them, not that
+// NATS cannot be reached.
+func TestExpiredCredsSaySo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir, "--security-level", "advanced", "--environment", "production").ok(t)
+	url, _ := startServer(t, dir)
+	run(t, "tenant", "create", "acme", "--data-dir", dir, "--server", url).ok(t)
+	if err := security.WriteSettings(dir, security.Settings{Level: security.Advanced, Environment: security.Production, MaxCredentialAge: security.Duration(2 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "client", "create", "client", "--tenant", "acme", "--data-dir", dir, "--server", url).ok(t)
+	time.Sleep(3 * time.Second) // past the creds' expiry
+	res := run(t, "task", "list", "--creds", filepath.Join(dir, "creds", "acme", "client.creds"), "--server", url)
+	if res.code == 0 || !strings.Contains(res.stderr, "client client in tenant acme") || !strings.Contains(res.stderr, "expired at") ||
+		!strings.Contains(res.stderr, "equilateral client rotate client") || strings.Contains(res.stderr, "cannot reach NATS") {
+		t.Errorf("expired creds: exit %d, %s", res.code, res.stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -322,15 +323,22 @@ func newPrincipalRotateCommand(role auth.Role) *cobra.Command {
 		Long: `rotate issues a new key and creds with the same name and permissions, writes
 them (overwriting --out), then revokes the old key and publishes the account
 to the server at --server (or, with --offline, to the data dir):
-connections using the old creds close at once.`,
+connections using the old creds close at once. From the advanced security
+level creds expire (docs/credentials.md); rotate renews them. ` + "`agent rotate orchestrator --tenant T`" + `
+renews the tenant's orchestrator user: copy its new creds to every
+orchestrator host that has its own, then restart the replicas one by one.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := name.value(args)
 			if err != nil {
 				return err
 			}
 			return flags.change(cmd, func(ctx context.Context, store *auth.Store, pub auth.Publisher) error {
-				if err := checkRole(store, tenant, n, role); err != nil {
-					return err
+				// `agent rotate orchestrator` renews the tenant's own
+				// orchestrator user (its creds expire too, from advanced).
+				if !(role == auth.RoleAgent && n == auth.OrchestratorName) {
+					if err := checkRole(store, tenant, n, role); err != nil {
+						return err
+					}
 				}
 				p, err := store.Rotate(ctx, tenant, n, out, pub)
 				if err != nil {
@@ -382,5 +390,8 @@ func printIssued(cmd *cobra.Command, asJSON bool, store *auth.Store, p auth.Prin
 		}{p, credsFile})
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s in tenant %s (user %s)\ncreds %s\n", p.Role, p.Name, verb, p.Tenant, p.PublicKey, credsFile)
+	if p.ExpiresAt != nil {
+		fmt.Fprintf(cmd.OutOrStdout(), "expires %s (renew with rotate)\n", p.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
