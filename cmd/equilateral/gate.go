@@ -296,3 +296,61 @@ func (in gateInputs) observeMFA() security.Observation {
 	}
 	return security.Observation{On: true, Detail: "every tenant's published record has an enrolled admin"}
 }
+
+// checkLowering refuses, in production and enterprise, a start at a level
+// below the one a tenant's orchestrator last recorded, unless an admin
+// approved it: the recorded settings (the data dir's, or the record
+// published with the identities, both written by MFA-guarded commands:
+// `security set-level`) are at or below it.
+func checkLowering(ctx context.Context, in gateInputs, recorded *security.Settings) error {
+	if in.settings.Environment == security.Development {
+		return nil
+	}
+	if recorded != nil && recorded.Level <= in.settings.Level {
+		return nil
+	}
+	tenants, err := in.identities.Tenants()
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		last, ok, err := lastRecordedLevel(ctx, in, t.Name)
+		if err != nil {
+			return fmt.Errorf("cannot read tenant %s's last security level: %w", t.Name, err)
+		}
+		if !ok {
+			continue
+		}
+		if was, err := security.ParseLevel(last.To); err == nil && in.settings.Level < was {
+			v := security.Verdict{Level: in.settings.Level, Environment: in.settings.Environment, Gate: in.settings.Environment.Gate(),
+				Missing: []security.Missing{{
+					What: "an admin's approval to lower the level",
+					Why:  fmt.Sprintf("tenant %s ran at %s; lowering it in %s needs an admin (MFA)", t.Name, was, in.settings.Environment),
+					Fix:  fmt.Sprintf("equilateral security set-level %s --data-dir DIR --otp CODE (then start at it), or start at %s", in.settings.Level, was),
+				}}}
+			return v.Err()
+		}
+	}
+	return nil
+}
+
+// lastRecordedLevel reads a tenant's last level_changed record as its
+// orchestrator user.
+func lastRecordedLevel(ctx context.Context, in gateInputs, tenant string) (protocol.LevelChanged, bool, error) {
+	nc, err := nats.Connect(strings.Join(in.servers, ","), append([]nats.Option{
+		nats.UserCredentials(in.identities.DefaultCredsFile(tenant, auth.OrchestratorName)),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
+		nats.Name("equilateral-gate/" + tenant),
+		nats.Timeout(5 * time.Second),
+	}, in.natsOpts...)...)
+	if err != nil {
+		return protocol.LevelChanged{}, false, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return protocol.LevelChanged{}, false, err
+	}
+	last, _, ok, err := orchestrator.LastLevel(ctx, js)
+	return last, ok, err
+}

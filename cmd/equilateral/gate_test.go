@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,7 +16,9 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/auth/mfa"
+	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/security"
 )
 
@@ -181,5 +185,73 @@ func TestExpiredCredsSaySo(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "client client in tenant acme") || !strings.Contains(res.stderr, "expired at") ||
 		!strings.Contains(res.stderr, "equilateral client rotate client") || strings.Contains(res.stderr, "cannot reach NATS") {
 		t.Errorf("expired creds: exit %d, %s", res.code, res.stderr)
+	}
+}
+
+// TestLoweringInProductionNeedsAnAdmin: a tenant that last ran at advanced
+// in production may not be served at enhanced on an operator's flag alone;
+// once an admin records enhanced (security set-level, with MFA), it may.
+func TestLoweringInProductionNeedsAnAdmin(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir, "--security-level", "advanced", "--environment", "production").ok(t)
+	url, _ := startServer(t, dir)
+	run(t, "tenant", "create", "acme", "--data-dir", dir, "--server", url).ok(t)
+	enrollTestAdmin(t, dir)
+	store, err := auth.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The tenant runs at advanced for a while (its level is recorded).
+	advanced := security.Settings{Level: security.Advanced, Environment: security.Production}
+	o, err := orchestrator.New(url, store, orchestrator.WithSecurity(advanced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	for deadline := time.Now().Add(20 * time.Second); !o.Ready(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the orchestrator did not start")
+		}
+	}
+	cancel()
+	<-done
+
+	lower := gateInputs{settings: security.Settings{Level: security.Enhanced, Environment: security.Production}, servers: []string{url}, dataDir: dir, identities: store}
+	recorded, _, err := recordedSettings(dir, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkLowering(context.Background(), lower, recorded)
+	var gate *security.GateError
+	if !errors.As(err, &gate) || !strings.Contains(err.Error(), "tenant acme ran at advanced; lowering it in production needs an admin") ||
+		!strings.Contains(err.Error(), "equilateral security set-level enhanced") {
+		t.Fatalf("lowering on a flag: %v", err)
+	}
+	// Raising, or the same level, needs nobody.
+	if err := checkLowering(context.Background(), gateInputs{settings: advanced, servers: []string{url}, dataDir: dir, identities: store}, recorded); err != nil {
+		t.Errorf("the same level: %v", err)
+	}
+
+	// A wrong code does not approve it (a code given is checked even while
+	// the admin's session is open); the admin's session does.
+	if res := run(t, "security", "set-level", "enhanced", "--data-dir", dir, "--server", url, "--otp", "12345x"); res.code == 0 {
+		t.Fatalf("set-level with a wrong code: %s", res.stdout)
+	}
+	if s, _ := security.ReadSettings(dir); s.Level != security.Advanced {
+		t.Fatalf("a refused set-level changed the settings to %+v", s)
+	}
+	res := run(t, "security", "set-level", "enhanced", "--data-dir", dir, "--server", url).ok(t)
+	if !strings.Contains(res.stdout, "security level enhanced in production recorded (was advanced in production)") {
+		t.Errorf("set-level said: %s", res.stdout)
+	}
+	if !strings.Contains(res.stderr, "below the production gate (advanced)") {
+		t.Errorf("set-level below the gate did not warn: %s", res.stderr)
+	}
+	recorded, _, _ = recordedSettings(dir, store)
+	if err := checkLowering(context.Background(), lower, recorded); err != nil {
+		t.Errorf("lowering after the admin recorded it: %v", err)
 	}
 }

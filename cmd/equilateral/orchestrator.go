@@ -89,9 +89,13 @@ record; docs/security.md, "Levels", says what each level switches on.`,
 			}
 			// The gate, before anything is served: below the environment's
 			// level, or with a control of the level off, it does not start.
-			if err := checkGate(cmd.Context(), gateInputs{settings: settings, servers: cfg.Servers, dataDir: cfg.DataDir,
+			gate := gateInputs{settings: settings, servers: cfg.Servers, dataDir: cfg.DataDir,
 				identities: identities, policy: policy, natsOpts: natsTLS(cfg.TLSCA), replicas: cfg.Replicas,
-				serverConfigs: cfg.ServerConfigs}); err != nil {
+				serverConfigs: cfg.ServerConfigs}
+			if err := checkGate(cmd.Context(), gate); err != nil {
+				return err
+			}
+			if err := checkLowering(cmd.Context(), gate, recorded); err != nil {
 				return err
 			}
 			tp, shutdown, err := telemetry.Tracing(cmd.Context(), "equilateral-orchestrator", false)

@@ -24,7 +24,82 @@ func newSecurityCommand() *cobra.Command {
 		Use:   "security",
 		Short: "The progressive security levels: what the system calls for and runs at",
 	}
-	cmd.AddCommand(newSecurityAssessCommand())
+	cmd.AddCommand(newSecurityAssessCommand(), newSecuritySetLevelCommand())
+	return cmd
+}
+
+func newSecuritySetLevelCommand() *cobra.Command {
+	var (
+		flags       adminFlags
+		environment string
+		maxAge      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "set-level LEVEL --data-dir DIR [--environment E] [--max-credential-age D]",
+		Short: "Record the security level the system runs at (an admin's decision, with MFA)",
+		Long: `set-level records LEVEL (foundation, enhanced, advanced or enterprise) and
+the environment in the data dir's security.json, and publishes them with
+every tenant's identities (signed by the operator) for orchestrators that
+learn them over NATS. Orchestrators started without --security-level take
+it at their next start; each records the change in its tenants' audit
+streams (io.equilateral.security.level_changed.v1).
+
+It is how an admin approves lowering the level: in production and
+enterprise an orchestrator refuses to start below the level its tenants
+last ran at unless the recorded level allows it. Creds issued from now on
+follow the level (from advanced they expire after --max-credential-age).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			level, err := security.ParseLevel(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			if maxAge < 0 {
+				return usageError{errors.New("--max-credential-age must not be negative")}
+			}
+			store, err := flags.open() // MFA first, before anything changes
+			if err != nil {
+				return err
+			}
+			s, err := security.ReadSettings(store.Dir())
+			if err != nil {
+				return err
+			}
+			from := s
+			s.Level = level
+			if environment != "" {
+				if s.Environment, err = security.ParseEnvironment(environment); err != nil {
+					return usageError{fmt.Errorf("--environment: %w", err)}
+				}
+			}
+			if cmd.Flags().Changed("max-credential-age") {
+				s.MaxCredentialAge = security.Duration(maxAge)
+			}
+			if err := security.WriteSettings(store.Dir(), s); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "security level %s in %s recorded (was %s in %s)\n", s.Level, s.Environment, from.Level, from.Environment)
+			if s.Level < s.Environment.Gate() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is below the %s gate (%s): orchestrators will refuse to start\n", s.Level, s.Environment, s.Environment.Gate())
+			}
+			tenants, err := store.Tenants()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context())
+			defer cancel()
+			for _, t := range tenants {
+				if err := flags.publishIdentities(ctx, store, t.Name); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+				}
+			}
+			return nil
+		},
+	}
+	flags.register(cmd, true)
+	flags.requireMFA(cmd)
+	cmd.Flags().StringVar(&environment, "environment", "", "development, production or enterprise (default: as recorded)")
+	cmd.Flags().DurationVar(&maxAge, "max-credential-age", 0, "how long creds issued from advanced up stay valid (default: as recorded, else 720h)")
 	return cmd
 }
 
