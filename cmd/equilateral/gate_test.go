@@ -88,8 +88,10 @@ func TestOrchestratorGate(t *testing.T) {
 	refused(orchestrator("--environment", "production"), "(gate advanced)", "fix: --security-level advanced")
 
 	// At enhanced in development, with MFA enrolled and the data dir's
-	// encrypted server: it starts, and says its level.
-	cmd := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url)
+	// encrypted server: it starts, and says its level. The controls of
+	// advanced are off: the server takes plaintext, the code-generating
+	// capability has no gate, the creds never expire.
+	cmd := exec.Command(equilateralBinary(t), "orchestrator", "--data-dir", dir, "--server", url, "--policy", policy)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
