@@ -23,6 +23,13 @@ type Env struct {
 	URL       string
 	Publisher *auth.NATSPublisher
 	SysConn   *nats.Conn
+	// ClientOptions are added to every connection Dial and Connect make
+	// (before their own options), and to SysConn's; orchtest passes them
+	// to the orchestrator. StartTLS sets them to trust its CA.
+	ClientOptions []nats.Option
+	// CAFile is the CA certificate clients trust when the server runs TLS
+	// (StartTLS); empty otherwise.
+	CAFile string
 }
 
 // Start initialises a data dir in t.TempDir and starts its server. All is
@@ -35,6 +42,13 @@ func Start(t testing.TB) *Env {
 // StartEdited is Start with the server config rewritten by edit before the
 // server starts (a nil edit changes nothing).
 func StartEdited(t testing.TB, edit func(config string) string) *Env {
+	t.Helper()
+	return start(t, edit, nil, "")
+}
+
+// start is StartEdited with clientOpts on every connection of the Env
+// (caFile: the CA they trust, if the server runs TLS).
+func start(t testing.TB, edit func(config string) string, clientOpts []nats.Option, caFile string) *Env {
 	t.Helper()
 	store, err := auth.Init(t.TempDir())
 	if err != nil {
@@ -58,12 +72,16 @@ func StartEdited(t testing.TB, edit func(config string) string) *Env {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	sys, err := nats.Connect(srv.ClientURL(), nats.UserCredentials(store.SystemCredsFile()), nats.Name("natstest-admin"))
+	sysOpts := append([]nats.Option{nats.UserCredentials(store.SystemCredsFile()), nats.Name("natstest-admin")}, clientOpts...)
+	sys, err := nats.Connect(srv.ClientURL(), sysOpts...)
 	if err != nil {
 		t.Fatalf("connect system user: %v", err)
 	}
 	t.Cleanup(sys.Close)
-	return &Env{Store: store, Server: srv, URL: srv.ClientURL(), Publisher: auth.NewNATSPublisher(sys), SysConn: sys}
+	return &Env{
+		Store: store, Server: srv, URL: srv.ClientURL(), Publisher: auth.NewNATSPublisher(sys), SysConn: sys,
+		ClientOptions: clientOpts, CAFile: caFile,
+	}
 }
 
 // Tenant creates a tenant with default limits, live.
@@ -123,7 +141,8 @@ func (e *Env) Connect(t testing.TB, creds, name string, opts ...nats.Option) *na
 	return nc
 }
 
-// Dial connects like Connect but returns the error.
+// Dial connects like Connect but returns the error. The Env's
+// ClientOptions come before opts.
 func (e *Env) Dial(creds, name string, opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
 		nats.UserCredentials(creds),
@@ -131,6 +150,7 @@ func (e *Env) Dial(creds, name string, opts ...nats.Option) (*nats.Conn, error) 
 		nats.CustomInboxPrefix(protocol.InboxPrefix(name)),
 		nats.NoReconnect(),
 	}
+	base = append(base, e.ClientOptions...)
 	return nats.Connect(e.URL, append(base, opts...)...)
 }
 

@@ -15,8 +15,13 @@ import (
 // Start runs an orchestrator for env's data dir and server, and waits
 // until it serves every tenant. It runs until stop is called or the test
 // ends; stop returns once it has stopped and may be called more than once.
+// Its connections get env's ClientOptions (TLS, for a natstest.StartTLS
+// server) before opts.
 func Start(t testing.TB, env *natstest.Env, opts ...orchestrator.Option) (stop func()) {
 	t.Helper()
+	if len(env.ClientOptions) > 0 {
+		opts = append([]orchestrator.Option{orchestrator.WithNATSOptions(env.ClientOptions...)}, opts...)
+	}
 	o, err := orchestrator.New(env.URL, env.Store, opts...)
 	if err != nil {
 		t.Fatalf("orchestrator: %v", err)
