@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -39,6 +40,7 @@ import (
 	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // benchSubmitters is how many submitters run at once.
@@ -134,6 +136,75 @@ func (f *finals) wait(ctx context.Context, id string) (protocol.TaskView, error)
 // BenchmarkRoundTrip is the full task round trip, 16 submitters at once.
 func BenchmarkRoundTrip(b *testing.B) { roundTripBench(b, nil) }
 
+// BenchmarkRoundTripLevels is the round trip of BenchmarkRoundTrip on the
+// deployment each security level's start gate requires (the orchestrator
+// code path is the same at every level: signatures, audit and durable
+// replay protection are always on):
+//
+//   - foundation: a plain server, JetStream without encryption at rest,
+//     no TLS;
+//   - enhanced: the server as `equilateral init` writes it, JetStream
+//     encrypted at rest (chachapoly);
+//   - advanced: as enhanced, plus TLS on every client connection (a
+//     throwaway CA; the server refuses plaintext clients).
+//
+// Enterprise's deployment is advanced's. Each orchestrator announces its
+// level (development for foundation and enhanced, production for
+// advanced), so the audit records carry it:
+//
+//	go test -run '^$' -bench 'RoundTripLevels' -benchtime 3000x -count 3 ./orchestrator/
+func BenchmarkRoundTripLevels(b *testing.B) {
+	levels := []struct {
+		level security.Level
+		env   security.Environment
+		start func(testing.TB) *natstest.Env
+	}{
+		{security.Foundation, security.Development, func(t testing.TB) *natstest.Env {
+			return natstest.StartEdited(t, natstest.NoEncryptionAtRest)
+		}},
+		{security.Enhanced, security.Development, natstest.Start},
+		{security.Advanced, security.Production, natstest.StartTLS},
+	}
+	for _, l := range levels {
+		b.Run(l.level.String(), func(b *testing.B) {
+			env := l.start(b)
+			wantEncrypted, wantTLS := l.level.AtLeast(security.Enhanced), l.level.AtLeast(security.Advanced)
+			if obs := env.Server.ObserveEncryption(); obs.On != wantEncrypted {
+				b.Fatalf("%s: encryption at rest %v, want %v: %s", l.level, obs.On, wantEncrypted, obs.Detail)
+			}
+			roundTrip := newRoundTripRig(b, env, nil, orchestrator.WithSecurity(security.Settings{Level: l.level, Environment: l.env}))
+			checkTLS(b, env, wantTLS)
+			measureRoundTrips(b, env, roundTrip)
+		})
+	}
+}
+
+// checkTLS fails b unless every client connection of env's server (the
+// orchestrator's, the agents', the client's, the admin's) runs TLS, when
+// want, or none does; with TLS, a plaintext client must be refused.
+func checkTLS(b *testing.B, env *natstest.Env, want bool) {
+	b.Helper()
+	connz, err := env.Server.NATS().Connz(&server.ConnzOptions{Limit: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(connz.Conns) < 7 { // the admin, 4 agents, the client, the orchestrator
+		b.Fatalf("only %d connections", len(connz.Conns))
+	}
+	for _, c := range connz.Conns {
+		if (c.TLSVersion != "") != want {
+			b.Fatalf("connection %q: TLS %q, want TLS %v", c.Name, c.TLSVersion, want)
+		}
+	}
+	if !want {
+		return
+	}
+	info, pong, err := natstest.PlaintextConnect(env.URL, env.Client(b, "acme", "plaintext"))
+	if err != nil || pong {
+		b.Fatalf("a plaintext client was served (pong %v, err %v): %s", pong, err, info)
+	}
+}
+
 // BenchmarkRoundTripTracing is the round trip with tracing off (no
 // provider: the no-op tracer) and on (every component traced, 100%
 // sampled, batched to an exporter that drops the spans, so the cost
@@ -166,8 +237,7 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(exporter))
 	defer sdk.Shutdown(context.Background())
 	tp := &switchableProvider{sdk: sdk}
-	env, roundTrip := newRoundTripRig(b, tp)
-	_ = env
+	roundTrip := newRoundTripRig(b, natstest.Start(b), tp)
 
 	const chunk = 300
 	var n atomic.Int64
@@ -250,15 +320,15 @@ func (e *countingExporter) Shutdown(context.Context) error { return nil }
 // roundTripBench runs the round trip with every component (orchestrator,
 // agents, client) tracing to tp (nil: the global provider, a no-op).
 func roundTripBench(b *testing.B, tp trace.TracerProvider) {
-	env, roundTrip := newRoundTripRig(b, tp)
+	env := natstest.Start(b)
+	roundTrip := newRoundTripRig(b, env, tp)
 	measureRoundTrips(b, env, roundTrip)
 }
 
-// newRoundTripRig starts a server, the orchestrator, four agents and a
-// client, all tracing to tp, and returns a warmed-up round trip: submit
-// task i and wait for its completion.
-func newRoundTripRig(b *testing.B, tp trace.TracerProvider) (*natstest.Env, func(i int64) (time.Duration, error)) {
-	env := natstest.Start(b)
+// newRoundTripRig starts, on env's server, the orchestrator (with extra
+// options), four agents and a client, all tracing to tp, and returns a
+// warmed-up round trip: submit task i and wait for its completion.
+func newRoundTripRig(b *testing.B, env *natstest.Env, tp trace.TracerProvider, extra ...orchestrator.Option) func(i int64) (time.Duration, error) {
 	env.Tenant(b, "acme")
 	keys, err := bus.NewStoreKeys(env.Store)
 	if err != nil {
@@ -275,7 +345,7 @@ func newRoundTripRig(b *testing.B, tp trace.TracerProvider) (*natstest.Env, func
 	for i := range 4 {
 		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i), busOpts...)
 	}
-	orchtest.Start(b, env, orchOpts...)
+	orchtest.Start(b, env, append(orchOpts, extra...)...)
 
 	creds := env.Client(b, "acme", "loader")
 	nc, conn, signer := benchConn(b, env, keys, "loader", creds, busOpts...)
@@ -319,7 +389,7 @@ func newRoundTripRig(b *testing.B, tp trace.TracerProvider) (*natstest.Env, func
 			b.Fatal(err)
 		}
 	}
-	return env, roundTrip
+	return roundTrip
 }
 
 // measureRoundTrips runs b.N round trips, 16 at a time.
