@@ -236,20 +236,11 @@ func (in gateInputs) observeEncryption(ctx context.Context) security.Observation
 	if err != nil || len(tenants) == 0 {
 		return security.Observation{Detail: "no tenant to look at the servers through"}
 	}
-	nc, err := nats.Connect(strings.Join(in.servers, ","), append([]nats.Option{
-		nats.UserCredentials(in.identities.DefaultCredsFile(tenants[0].Name, auth.OrchestratorName)),
-		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
-		nats.Name("equilateral-gate"),
-		nats.Timeout(5 * time.Second),
-	}, in.natsOpts...)...)
+	nc, js, err := connectAsOrchestrator(strings.Join(in.servers, ","), in.identities.DefaultCredsFile(tenants[0].Name, auth.OrchestratorName), "equilateral-gate", in.natsOpts)
 	if err != nil {
 		return security.Observation{Detail: fmt.Sprintf("could not connect to look: %v", err)}
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return security.Observation{Detail: err.Error()}
-	}
 	replicas := in.replicas
 	if replicas == 0 {
 		replicas = 1
@@ -337,20 +328,33 @@ func checkLowering(ctx context.Context, in gateInputs, recorded *security.Settin
 // lastRecordedLevel reads a tenant's last level_changed record as its
 // orchestrator user.
 func lastRecordedLevel(ctx context.Context, in gateInputs, tenant string) (protocol.LevelChanged, bool, error) {
-	nc, err := nats.Connect(strings.Join(in.servers, ","), append([]nats.Option{
-		nats.UserCredentials(in.identities.DefaultCredsFile(tenant, auth.OrchestratorName)),
-		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
-		nats.Name("equilateral-gate/" + tenant),
-		nats.Timeout(5 * time.Second),
-	}, in.natsOpts...)...)
+	nc, js, err := connectAsOrchestrator(strings.Join(in.servers, ","), in.identities.DefaultCredsFile(tenant, auth.OrchestratorName), "equilateral-gate/"+tenant, in.natsOpts)
 	if err != nil {
 		return protocol.LevelChanged{}, false, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return protocol.LevelChanged{}, false, err
-	}
 	last, _, ok, err := orchestrator.LastLevel(ctx, js)
 	return last, ok, err
+}
+
+// connectAsOrchestrator connects with a tenant's orchestrator creds (the
+// one principal of a tenant whose ACL reaches JetStream), once, without
+// reconnecting: for a look at the tenant's state, then Close.
+func connectAsOrchestrator(servers, credsFile, name string, opts []nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(servers, append([]nats.Option{
+		nats.UserCredentials(credsFile),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
+		nats.Name(name),
+		nats.Timeout(5 * time.Second),
+		nats.NoReconnect(),
+	}, opts...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -226,30 +225,19 @@ func assess(ctx context.Context, dir *auth.Directory, flags adminFlags, codeGen 
 	var envs []string
 	since := time.Now().Add(-orchestrator.UsageWindow)
 	for _, t := range tenants {
-		nc, err := nats.Connect(flags.server, append([]nats.Option{
-			nats.UserCredentials(dir.DefaultCredsFile(t.Name, auth.OrchestratorName)),
-			nats.CustomInboxPrefix(protocol.InboxPrefix(auth.OrchestratorName)),
-			nats.Name("equilateral-assess/" + t.Name),
-			nats.Timeout(5 * time.Second),
-			nats.NoReconnect(),
-		}, natsTLS(flags.tlsCA)...)...)
+		nc, js, err := connectAsOrchestrator(flags.server, dir.DefaultCredsFile(t.Name, auth.OrchestratorName), "equilateral-assess/"+t.Name, natsTLS(flags.tlsCA))
 		if err != nil {
 			return a, fmt.Errorf("cannot reach NATS at %s as tenant %s's orchestrator: %w", flags.server, t.Name, err)
 		}
-		js, err := jetstream.New(nc)
+		u, rec, recorded, err := readTenantSecurity(ctx, js, since)
 		if err == nil {
-			var u orchestrator.TenantUsage
-			if u, err = orchestrator.ReadUsage(ctx, js, since); err == nil {
-				a.Usage.Executions += u.Executions
-				for p := range u.Principals {
-					principals[t.Name+"/"+p] = true
-				}
-				var rec protocol.LevelChanged
-				var ok bool
-				if rec, _, ok, err = orchestrator.LastLevel(ctx, js); err == nil && ok {
-					a.Tenants[t.Name] = rec.To
-					envs = append(envs, rec.Environment)
-				}
+			a.Usage.Executions += u.Executions
+			for p := range u.Principals {
+				principals[t.Name+"/"+p] = true
+			}
+			if recorded {
+				a.Tenants[t.Name] = rec.To
+				envs = append(envs, rec.Environment)
 			}
 		}
 		nc.Close()
@@ -292,6 +280,17 @@ func assess(ctx context.Context, dir *auth.Directory, flags adminFlags, codeGen 
 		a.Missing = append(a.Missing, security.Missing{Control: c, What: c.What(), Why: "off below " + c.Level().String(), Fix: fix})
 	}
 	return a, nil
+}
+
+// readTenantSecurity reads one tenant's usage since the given time and
+// its last recorded level (recorded false when it has none).
+func readTenantSecurity(ctx context.Context, js jetstream.JetStream, since time.Time) (orchestrator.TenantUsage, protocol.LevelChanged, bool, error) {
+	u, err := orchestrator.ReadUsage(ctx, js, since)
+	if err != nil {
+		return u, protocol.LevelChanged{}, false, err
+	}
+	rec, _, recorded, err := orchestrator.LastLevel(ctx, js)
+	return u, rec, recorded, err
 }
 
 func printAssessment(w io.Writer, a assessment) {
