@@ -31,7 +31,8 @@ func TestClusterThreeProcesses(t *testing.T) {
 	clusterScenario(t, false)
 }
 
-// TestClusterThreeProcessesTLS: the same with --tls; every command passes
+// TestClusterThreeProcessesTLS: the same with --tls, at the advanced level
+// in production (whose gate the orchestrator passes); every command passes
 // --tls-ca, and a plaintext connection is refused.
 func TestClusterThreeProcessesTLS(t *testing.T) {
 	clusterScenario(t, true)
@@ -43,7 +44,10 @@ func clusterScenario(t *testing.T, useTLS bool) {
 	args := []string{"init", "--data-dir", dir, "--cluster", "3",
 		"--base-port", strconv.Itoa(base), "--base-route-port", strconv.Itoa(base + 3)}
 	if useTLS {
-		args = append(args, "--tls")
+		// TLS everywhere is what production's level, advanced, needs: the
+		// orchestrator passes its gate there (creds that expire, MFA,
+		// encryption at rest, TLS) and serves.
+		args = append(args, "--tls", "--security-level", "advanced", "--environment", "production")
 	}
 	out := run(t, args...).ok(t).stdout
 	var ca []string // --tls-ca CA, for every command that connects
@@ -80,7 +84,7 @@ func clusterScenario(t *testing.T, useTLS bool) {
 			orch.Env = append(orch.Env, kv)
 		}
 	}
-	var orchErr bytes.Buffer
+	var orchErr lockedBuffer
 	orch.Stderr = &orchErr
 	if err := orch.Start(); err != nil {
 		t.Fatal(err)
@@ -118,6 +122,9 @@ func clusterScenario(t *testing.T, useTLS bool) {
 	}
 	if res.code != 0 || strings.TrimSpace(res.stdout) != `{"echo":"hi"}` {
 		t.Fatalf("submit on node 3: exit %d\nstdout %s\nstderr %s\norchestrator: %s", res.code, res.stdout, res.stderr, orchErr.String())
+	}
+	if useTLS && !strings.Contains(orchErr.String(), "at security level advanced (production)") {
+		t.Errorf("the orchestrator does not run at advanced in production:\n%s", orchErr.String())
 	}
 	if !useTLS {
 		// The control for the TLS case: the hand-made client gets in.

@@ -84,8 +84,9 @@ func TestOrchestratorGate(t *testing.T) {
 	refused(orchestrator("--security-level", "advanced", "--environment", "production", "--policy", policy),
 		"tls: TLS on every connection: these servers take plaintext clients: nats://127.0.0.1",
 		"output-gate", "code (default)", "credential-max-age")
-	// Production refuses enhanced.
+	// Production refuses enhanced; enterprise refuses advanced.
 	refused(orchestrator("--environment", "production"), "(gate advanced)", "fix: --security-level advanced")
+	refused(orchestrator("--environment", "enterprise", "--security-level", "advanced"), "(gate enterprise)", "fix: --security-level enterprise")
 
 	// At enhanced in development, with MFA enrolled and the data dir's
 	// encrypted server: it starts, and says its level. The controls of
