@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,4 +108,29 @@ func TestSecurityAssess(t *testing.T) {
 
 func hasTrigger(a assessment, metric string) bool {
 	return slices.ContainsFunc(a.Triggers, func(tr security.Trigger) bool { return tr.Metric == metric })
+}
+
+// TestSecurityAssessWatch: --watch says when the level the usage calls for
+// changes: foundation on a fresh system, advanced once a second tenant
+// exists.
+func TestSecurityAssessWatch(t *testing.T) {
+	dir, url := startTaskStack(t)
+	cmd := exec.Command(equilateralBinary(t), "security", "assess", "--watch", "--interval", "200ms", "--json", "--data-dir", dir, "--server", url)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	dec := json.NewDecoder(stdout)
+	var first, second assessment
+	if err := dec.Decode(&first); err != nil || first.Required.String() != "foundation" {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	run(t, "tenant", "create", "globex", "--data-dir", dir, "--server", url).ok(t)
+	if err := dec.Decode(&second); err != nil || second.Required.String() != "advanced" || !hasTrigger(second, "tenants") {
+		t.Fatalf("after a second tenant: %+v, %v", second, err)
+	}
 }
