@@ -59,14 +59,17 @@ const (
 
 // durabilityPolicy retries quickly but gives a killed attempt enough time
 // to be noticed: an attempt whose reports died with the orchestrator is
-// retried after the claim or attempt timeout.
+// retried after the claim or attempt timeout. The timeouts leave room for
+// a 2-core CI machine running other packages' tests at the same time (an
+// attempt retried because its claim was late would read as one the kill
+// did not explain).
 func durabilityPolicy() orchestrator.RetryPolicy {
 	return orchestrator.RetryPolicy{
 		MaxAttempts:    5,
 		InitialBackoff: 20 * time.Millisecond,
 		MaxBackoff:     200 * time.Millisecond,
-		ClaimTimeout:   2 * time.Second,
-		AttemptTimeout: 3 * time.Second,
+		ClaimTimeout:   5 * time.Second,
+		AttemptTimeout: 8 * time.Second,
 		TaskTimeout:    3 * time.Minute,
 	}
 }
