@@ -239,6 +239,8 @@ func TestFullValuesRender(t *testing.T) {
 		{"--policy", "/etc/equilateral/policy/policy.yaml"},
 		{"--metrics-addr", ":9500"},
 		{"--result-ttl", "72h"},
+		{"--security-level", "advanced"},
+		{"--environment", "production"},
 	} {
 		if !hasArgs(c.Args, pair[0], pair[1]) {
 			t.Errorf("orchestrator args = %q, want %s %s", c.Args, pair[0], pair[1])
