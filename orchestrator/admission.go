@@ -13,6 +13,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // Admission: the checks every verified message passes before a handler
@@ -151,7 +152,15 @@ func (a *admission) once(h bus.HandlerFunc) bus.HandlerFunc {
 
 // firstTime claims m's (source, id) durably; it refuses m and returns
 // false if the claim exists or cannot be made.
+//
+// Durable replay protection is a control of the advanced level: below it
+// only the verifier's in-memory window guards against a replay (on the
+// replica that saw the event, until it restarts), and the task's state
+// machine against a report acted on twice.
 func (a *admission) firstTime(ctx context.Context, m *bus.Message) bool {
+	if !a.cfg.security.Level.Has(security.DurableReplay) {
+		return true
+	}
 	key := dedupeKey(m.Event.Source(), m.Event.ID())
 	claim := []byte(newID()) // tells our own claim, whose answer was lost, from an earlier one
 	_, retried, err := retrying(ctx, func(ctx context.Context) (uint64, error) {

@@ -26,6 +26,8 @@ type harness struct {
 	env  *natstest.Env
 	keys bus.KeyRegistry
 	stop func() // stops the orchestrator
+	// opts are the harness's orchestrator options, kept for every restart.
+	opts []orchestrator.Option
 }
 
 func fastPolicy() orchestrator.RetryPolicy {
@@ -56,14 +58,15 @@ func newHarnessOf(t *testing.T, tenants []string, opts ...orchestrator.Option) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, env: env, keys: keys}
-	h.startOrchestrator(opts...)
+	h := &harness{t: t, env: env, keys: keys, opts: opts}
+	h.startOrchestrator()
 	return h
 }
 
 func (h *harness) startOrchestrator(opts ...orchestrator.Option) {
 	h.t.Helper()
-	all := append([]orchestrator.Option{orchestrator.WithDefaultRetryPolicy(fastPolicy()), orchestrator.WithTick(10 * time.Millisecond)}, opts...)
+	all := append([]orchestrator.Option{orchestrator.WithDefaultRetryPolicy(fastPolicy()), orchestrator.WithTick(10 * time.Millisecond)}, h.opts...)
+	all = append(all, opts...)
 	h.stop = orchtest.Start(h.t, h.env, all...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // TestReplayRefusedAfterRestartAndAcrossReplicas: a signed submit,
@@ -18,7 +19,7 @@ import (
 // eight more times to two replicas at once, is refused as a replay every
 // time: one task exists.
 func TestReplayRefusedAfterRestartAndAcrossReplicas(t *testing.T) {
-	h := newAttackHarness(t)
+	h := newAttackHarness(t, orchestrator.WithSecurity(advancedSettings))
 	h.agent("acme", "coder", func(context.Context, *agent, protocol.Dispatch) (json.RawMessage, *protocol.Report) {
 		return json.RawMessage(`1`), nil
 	}, "code")
@@ -33,7 +34,7 @@ func TestReplayRefusedAfterRestartAndAcrossReplicas(t *testing.T) {
 	h.startOrchestrator()
 	refusedWith(t, client.request(captured, 5*time.Second), "replay")
 
-	second := orchtest.Start(t, h.env, orchestrator.WithDefaultRetryPolicy(fastPolicy()))
+	second := orchtest.Start(t, h.env, orchestrator.WithDefaultRetryPolicy(fastPolicy()), orchestrator.WithSecurity(advancedSettings))
 	defer second()
 	for range 8 {
 		refusedWith(t, client.request(captured, 5*time.Second), "replay")
@@ -43,6 +44,38 @@ func TestReplayRefusedAfterRestartAndAcrossReplicas(t *testing.T) {
 	}
 	h.auditVerifies("acme")
 	h.otherTenantServed()
+}
+
+// advancedSettings run an orchestrator at advanced, where replay
+// protection is durable.
+var advancedSettings = security.Settings{Level: security.Advanced, Environment: security.Production}
+
+// TestReplayBelowAdvancedIsRefusedInMemoryOnly: at enhanced, durable
+// replay protection (a control of advanced) is off: a replayed submit is
+// refused by the replica that saw it, from memory, but once that replica
+// has restarted the same captured submit makes a second task. This is
+// the difference the level makes (docs/security.md, "Levels").
+func TestReplayBelowAdvancedIsRefusedInMemoryOnly(t *testing.T) {
+	h := newAttackHarness(t, orchestrator.WithSecurity(security.Settings{Level: security.Enhanced, Environment: security.Development}))
+	h.agent("acme", "coder", func(context.Context, *agent, protocol.Dispatch) (json.RawMessage, *protocol.Report) {
+		return json.RawMessage(`1`), nil
+	}, "code")
+	client := h.attacker("acme", "client", h.env.Client(t, "acme", "client"))
+	captured := client.signed(protocol.TasksSubmit, protocol.TypeTaskSubmit, protocol.SubmitRequest{Capability: "code"})
+	if first := client.request(captured, 5*time.Second); first == nil || first.Type() != protocol.TypeTaskAccepted {
+		t.Fatalf("the original submit: %v", first)
+	}
+	refusedWith(t, client.request(captured, 5*time.Second), "replay")
+
+	h.stopOrchestrator()
+	h.startOrchestrator()
+	if again := client.request(captured, 5*time.Second); again == nil || again.Type() != protocol.TypeTaskAccepted {
+		t.Fatalf("after a restart at enhanced, the replay: %v (durable replay protection is advanced's)", again)
+	}
+	if keys := h.taskKeys("acme"); len(keys) != 2 {
+		t.Fatalf("%d tasks, want 2 (the original and the replay after the restart)", len(keys))
+	}
+	h.auditVerifies("acme")
 }
 
 // TestSignedGetCannotBeReplayedAsCancel: a client's signed get, captured
