@@ -137,9 +137,9 @@ func (f *finals) wait(ctx context.Context, id string) (protocol.TaskView, error)
 func BenchmarkRoundTrip(b *testing.B) { roundTripBench(b, nil) }
 
 // BenchmarkRoundTripLevels is the round trip of BenchmarkRoundTrip on the
-// deployment each security level's start gate requires (the orchestrator
-// code path is the same at every level: signatures, audit and durable
-// replay protection are always on):
+// deployment each security level's start gate requires, with the
+// orchestrator at that level (signatures and the audit stream at every
+// level; durable replay protection from advanced):
 //
 //   - foundation: a plain server, JetStream without encryption at rest,
 //     no TLS;
