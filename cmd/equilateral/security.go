@@ -107,17 +107,23 @@ follow the level (from advanced they expire after --max-credential-age).`,
 type belowLevelError struct{ running, required security.Level }
 
 func (e belowLevelError) Error() string {
+	if !e.running.Valid() {
+		return fmt.Sprintf("no orchestrator has recorded a level for every tenant yet; the usage calls for %s", e.required)
+	}
 	return fmt.Sprintf("the system runs at %s; its usage calls for %s", e.running, e.required)
 }
 
 // assessment is what `security assess` prints (--json).
 type assessment struct {
-	Required    security.Level     `json:"required_level"`
-	Running     security.Level     `json:"running_level"`
-	Environment string             `json:"environment"`
-	Usage       security.Usage     `json:"usage"`
-	Triggers    []security.Trigger `json:"triggers"`
-	Missing     []security.Missing `json:"missing"`
+	Required security.Level `json:"required_level"`
+	// Running is the lowest level a tenant's orchestrator recorded; 0 when
+	// one has not recorded any yet (RunningLevel then says "none").
+	Running      security.Level     `json:"-"`
+	RunningLevel string             `json:"running_level"`
+	Environment  string             `json:"environment"`
+	Usage        security.Usage     `json:"usage"`
+	Triggers     []security.Trigger `json:"triggers"`
+	Missing      []security.Missing `json:"missing"`
 	// Tenants are each tenant's recorded level (its last level_changed).
 	Tenants map[string]string `json:"tenants"`
 }
@@ -189,7 +195,9 @@ level called for changes.`,
 				}
 				if a.Required != last {
 					if flags.json {
-						printJSON(cmd, a)
+						if err := printJSON(cmd, a); err != nil {
+							return err
+						}
 					} else {
 						fmt.Fprintf(cmd.OutOrStdout(), "%s: the usage calls for %s (runs at %s)\n", time.Now().Format(time.RFC3339), a.Required, a.Running)
 						for _, t := range a.Triggers {
@@ -266,6 +274,10 @@ func assess(ctx context.Context, dir *auth.Directory, flags adminFlags, codeGen 
 	}
 	if len(tenants) == 0 {
 		a.Running = 0
+	}
+	a.RunningLevel = "none"
+	if a.Running.Valid() {
+		a.RunningLevel = a.Running.String()
 	}
 	slices.Sort(envs)
 	a.Environment = strings.Join(slices.Compact(envs), ",")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestSecurityAssess(t *testing.T) {
 	submitHi(t, url, filepath.Join(dir, "creds", "acme", "client.creds")) // the orchestrator is up
 
 	a, res := assess()
-	if res.code != 0 || a.Required.String() != "foundation" || a.Running.String() != "enhanced" || a.Usage.Tenants != 1 || len(a.Triggers) != 0 {
+	if res.code != 0 || a.Required.String() != "foundation" || a.RunningLevel != "enhanced" || a.Usage.Tenants != 1 || len(a.Triggers) != 0 {
 		t.Fatalf("a fresh system: exit %d, %+v", res.code, a)
 	}
 
@@ -106,6 +107,22 @@ func TestSecurityAssess(t *testing.T) {
 	}
 }
 
+// TestSecurityAssessBeforeAnyOrchestrator: a tenant no orchestrator has
+// served yet has no recorded level: the assessment says "none" (in JSON
+// too) and exits 6.
+func TestSecurityAssessBeforeAnyOrchestrator(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "eq")
+	run(t, "init", "--data-dir", dir).ok(t)
+	url, _ := startServer(t, dir)
+	run(t, "tenant", "create", "acme", "--data-dir", dir, "--server", url).ok(t)
+	res := run(t, "security", "assess", "--json", "--data-dir", dir, "--server", url)
+	var a assessment
+	if err := json.Unmarshal([]byte(res.stdout), &a); err != nil || res.code != exitGate || a.RunningLevel != "none" ||
+		!strings.Contains(res.stderr, "no orchestrator has recorded a level") {
+		t.Fatalf("exit %d, %+v, %v\nstdout %s\nstderr %s", res.code, a, err, res.stdout, res.stderr)
+	}
+}
+
 func hasTrigger(a assessment, metric string) bool {
 	return slices.ContainsFunc(a.Triggers, func(tr security.Trigger) bool { return tr.Metric == metric })
 }
@@ -116,21 +133,41 @@ func hasTrigger(a assessment, metric string) bool {
 func TestSecurityAssessWatch(t *testing.T) {
 	dir, url := startTaskStack(t)
 	cmd := exec.Command(equilateralBinary(t), "security", "assess", "--watch", "--interval", "200ms", "--json", "--data-dir", dir, "--server", url)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	dec := json.NewDecoder(stdout)
-	var first, second assessment
-	if err := dec.Decode(&first); err != nil || first.Required.String() != "foundation" {
-		t.Fatalf("first: %+v, %v", first, err)
+	// assessments are the JSON objects printed so far, waiting (boundedly)
+	// for at least n.
+	assessments := func(n int) []assessment {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			var got []assessment
+			dec := json.NewDecoder(strings.NewReader(stdout.String()))
+			for {
+				var a assessment
+				if dec.Decode(&a) != nil {
+					break
+				}
+				got = append(got, a)
+			}
+			if len(got) >= n {
+				return got
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, on stderr
+				time.Sleep(time.Second)
+				t.Fatalf("%d assessment(s) printed, want %d\nstdout %s\nstderr %s", len(got), n, stdout.String(), stderr.String())
+			}
+		}
+	}
+	if first := assessments(1)[0]; first.Required.String() != "foundation" {
+		t.Fatalf("first: %+v", first)
 	}
 	run(t, "tenant", "create", "globex", "--data-dir", dir, "--server", url).ok(t)
-	if err := dec.Decode(&second); err != nil || second.Required.String() != "advanced" || !hasTrigger(second, "tenants") {
-		t.Fatalf("after a second tenant: %+v, %v", second, err)
+	if second := assessments(2)[1]; second.Required.String() != "advanced" || !hasTrigger(second, "tenants") {
+		t.Fatalf("after a second tenant: %+v", second)
 	}
 }
