@@ -62,7 +62,12 @@ It prints "ready: nats://HOST:PORT" and commands to try, and stops cleanly
 on SIGINT or SIGTERM. With OTEL_EXPORTER_OTLP_ENDPOINT set, every hop is
 traced (to Jaeger, for one), each part as its own service; with
 --metrics-addr the orchestrator's metrics are served for Prometheus. See
-docs/observability.md.`,
+docs/observability.md.
+
+It runs at the enhanced security level in development (--security-level,
+--environment): on a fresh DIR it enrolls admin "dev" for MFA, prints its
+otpauth:// URI, and opens an admin session for 12 hours, so admin commands
+on DIR need no code that day. A gate it does not pass stops it (exit 6).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelWarn

@@ -46,7 +46,14 @@ command line wins over the file.
 It runs at the security level of --security-level (else the config file's,
 else the data dir's, else enhanced) in the environment of --environment
 (else development), announces it on eq.tasks.info and in every audit
-record; docs/security.md, "Levels", says what each level switches on.`,
+record; docs/security.md, "Levels", says what each level switches on.
+Before serving it runs the gate: below the environment's level
+(development: enhanced, production: advanced, enterprise: enterprise), or
+with a control of its level off (an enrolled admin for MFA, encryption at
+rest, TLS, a review gate on every generates_code capability, creds that
+expire), it does not start, names each missing control with its fix, and
+exits 6. --server-config names the config of a single server on this host,
+whose encryption at rest a connection cannot show.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Servers = strings.Split(server, ",")
