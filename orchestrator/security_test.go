@@ -2,12 +2,14 @@ package orchestrator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/equilateral-agents/equilateral/agents"
@@ -139,4 +141,46 @@ func TestLevelChangesAreAudited(t *testing.T) {
 // subjectCount is how many messages of the stream are on subject.
 func subjectCount(info *jetstream.StreamInfo, subject string) uint64 {
 	return info.State.Subjects[subject]
+}
+
+// TestInfoRequestsAreCheckedLikeEveryRequest: eq.tasks.info answers only
+// on the sender's own inbox (a signed info aimed at the victim's inbox
+// reaches nobody), refuses a body with unknown members, another event
+// type and an unsigned request, and answers a signed one with the level.
+func TestInfoRequestsAreCheckedLikeEveryRequest(t *testing.T) {
+	h := newAttackHarness(t, orchestrator.WithSecurity(advancedSettings))
+	victimCreds := h.env.Client(t, "acme", "victim")
+	victimInbox, err := h.env.Connect(t, victimCreds, "victim").SubscribeSync(protocol.Inbox("victim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory := h.attacker("acme", "mallory", h.env.Client(t, "acme", "mallory"))
+
+	aimed := mallory.signed(protocol.TasksInfo, protocol.TypeInfoGet, protocol.InfoRequest{})
+	aimed.Reply = "_INBOX_victim.stolen"
+	if err := mallory.nc.PublishMsg(aimed); err != nil {
+		t.Fatal(err)
+	}
+	refusedWith(t, mallory.request(mallory.signed(protocol.TasksInfo, protocol.TypeInfoGet, map[string]any{"level": "enterprise"}), 5*time.Second), "malformed")
+	refusedWith(t, mallory.request(mallory.signed(protocol.TasksInfo, protocol.TypeTaskGet, protocol.TaskRef{TaskID: "x"}), 5*time.Second), "malformed")
+	unsigned := nats.NewMsg(protocol.TasksInfo)
+	unsigned.Header.Set("ce-specversion", "1.0")
+	unsigned.Header.Set("ce-source", mallory.source())
+	unsigned.Data = []byte("{}")
+	if reply := mallory.request(unsigned, 5*time.Second); reply == nil || reply.Type() != protocol.TypeTaskRefused {
+		t.Errorf("an unsigned info request: %v", reply)
+	}
+
+	answer := mallory.request(mallory.signed(protocol.TasksInfo, protocol.TypeInfoGet, protocol.InfoRequest{}), 5*time.Second)
+	var info protocol.Info
+	if answer == nil || answer.Type() != protocol.TypeInfoView || json.Unmarshal(answer.Data(), &info) != nil || info.SecurityLevel != "advanced" {
+		t.Fatalf("a signed info request: %v", answer)
+	}
+	// Requests on one subscription are handled in order: the aimed one
+	// was answered (or not) before the last.
+	if m, err := victimInbox.NextMsg(200 * time.Millisecond); err == nil {
+		t.Errorf("the victim's inbox got %q from an info request it never sent", m.Data)
+	}
+	h.auditVerifies("acme")
+	h.otherTenantServed()
 }
