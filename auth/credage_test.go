@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,11 +180,7 @@ func TestCredentialExpiryFollowsLevel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	operatorJWT, err := os.ReadFile(filepath.Join(env.Store.Dir(), "operator", "operator.jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trusted, err := auth.OperatorKeys(operatorJWT)
+	trusted, err := auth.OperatorKeys(env.OperatorJWT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,15 +255,7 @@ func TestObserveCredentialMaxAge(t *testing.T) {
 	if err := env.Store.PublishIdentities(ctx, js, "acme", 1); err != nil {
 		t.Fatal(err)
 	}
-	operatorJWT, err := os.ReadFile(filepath.Join(env.Store.Dir(), "operator", "operator.jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote, err := auth.OpenRemote(env.URL, filepath.Join(env.Store.Dir(), "creds"), operatorJWT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(remote.Close)
+	remote := env.OpenRemote(t, "acme")
 	if o := auth.ObserveCredentialMaxAge(remote, 24*time.Hour, time.Now()); o.On || !strings.Contains(o.Detail, "never expire: acme/coder") {
 		t.Fatalf("remote, coder without expiry: %+v", o)
 	}

@@ -2,8 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,11 +32,7 @@ func TestIdentitiesPublishedOverNATS(t *testing.T) {
 	if err := env.Store.PublishIdentities(ctx, js, "acme", 1); err != nil {
 		t.Fatal(err)
 	}
-	operatorJWT, err := os.ReadFile(filepath.Join(env.Store.Dir(), "operator", "operator.jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trusted, err := auth.OperatorKeys(operatorJWT)
+	trusted, err := auth.OperatorKeys(env.OperatorJWT(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -44,23 +42,7 @@ func TestSecurityRecordPublishedOverNATS(t *testing.T) {
 	}
 
 	// The orchestrator's host: the operator JWT and the creds only.
-	own := t.TempDir()
-	operatorJWT, err := os.ReadFile(filepath.Join(dir, "operator", "operator.jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := os.ReadFile(env.OrchestratorCreds("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(own, "acme.creds"), creds, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	remote, err := auth.OpenRemote(env.URL, own, operatorJWT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer remote.Close()
+	remote := env.OpenRemote(t, "acme")
 	rec, ok := remote.SecurityRecord("acme")
 	if !ok || rec.Settings != want || rec.MFAAdmins != 1 {
 		t.Fatalf("remote security record: %+v, %v", rec, ok)
@@ -89,7 +71,7 @@ func TestSecurityRecordPublishedOverNATS(t *testing.T) {
 		_, ok := remote.SecurityRecord("acme")
 		return !ok
 	}, "a forged security record was taken")
-	trusted, _ := auth.OperatorKeys(operatorJWT)
+	trusted, _ := auth.OperatorKeys(env.OperatorJWT(t))
 	if _, err := auth.ReadSecurityRecord([]byte(forged), trusted, "acme"); err == nil {
 		t.Error("ReadSecurityRecord took a record the operator did not sign")
 	}

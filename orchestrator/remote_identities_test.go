@@ -3,8 +3,6 @@ package orchestrator_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,23 +45,7 @@ func TestOrchestratorLearnsIdentitiesOverNATS(t *testing.T) {
 	publish()
 
 	// What the orchestrator's host holds: the operator JWT and its creds.
-	credsDir := t.TempDir()
-	creds, err := os.ReadFile(env.OrchestratorCreds("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(credsDir, "acme.creds"), creds, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	operatorJWT, err := os.ReadFile(filepath.Join(env.Store.Dir(), "operator", "operator.jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote, err := auth.OpenRemote(env.URL, credsDir, operatorJWT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer remote.Close()
+	remote := env.OpenRemote(t, "acme")
 	o, err := orchestrator.New(env.URL, remote, orchestrator.WithKeys(bus.NewOwnerKeys(remote)))
 	if err != nil {
 		t.Fatal(err)
