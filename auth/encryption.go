@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/equilateral-agents/equilateral/protocol"
 	"github.com/equilateral-agents/equilateral/security"
 )
 
@@ -184,7 +185,7 @@ func probePlacement(ctx context.Context, js jetstream.JetStream, most, least int
 		s, err := js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        name,
 			Description: "equilateral: where can a stream be placed? (deleted at once)",
-			Subjects:    []string{"eq.probe." + strings.ToLower(name)},
+			Subjects:    []string{protocol.EncryptionProbe(strings.ToLower(name))},
 			Storage:     jetstream.FileStorage,
 			Replicas:    r,
 			MaxMsgs:     1,

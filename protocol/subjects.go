@@ -103,6 +103,11 @@ func ControlSubtask(agent string) string { return "eq.ctl." + agent + ".subtask"
 // eq.ctl.<agent>.refused
 func ControlRefused(agent string) string { return "eq.ctl." + agent + ".refused" }
 
+// EncryptionProbe is the subject of a short-lived, empty probe stream the
+// start gate creates to see where streams are placed (never published to).
+// eq.probe.<name>
+func EncryptionProbe(name string) string { return "eq.probe." + name }
+
 // ClientTask carries a task's events to the client that submitted it.
 // eq.client.<client>.task.<taskid>
 func ClientTask(client, taskID string) string { return "eq.client." + client + ".task." + taskID }
