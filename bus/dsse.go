@@ -45,6 +45,7 @@ func pae(payloadType string, body []byte) []byte {
 // base64 (standard, padded) of the JSON envelope.
 func sealMaterial(material [32]byte, keyID string, key ed25519.PrivateKey) (string, error) {
 	sig := ed25519.Sign(key, pae(PayloadType, material[:]))
+	signatures.Add(1)
 	env := envelope{
 		PayloadType: PayloadType,
 		Payload:     base64.StdEncoding.EncodeToString(material[:]),

@@ -190,6 +190,7 @@ func (v *Verifier) verifyDSSE(ctx context.Context, env envelope, payload []byte,
 		if signed == nil {
 			signed = pae(env.PayloadType, payload)
 		}
+		verifications.Add(1)
 		if ed25519.Verify(key.Public, signed, sig) {
 			return key, nil
 		}
