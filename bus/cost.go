@@ -22,13 +22,13 @@ func CryptoCost(d time.Duration) (sign, verify time.Duration, err error) {
 	var sig []byte
 	n, start := 0, time.Now()
 	for n == 0 || time.Since(start) < d/2 {
-		sig = ed25519.Sign(key, msg)
+		sig = signEd25519(key, msg)
 		n++
 	}
 	sign = time.Since(start) / time.Duration(n)
 	n, start = 0, time.Now()
 	for n == 0 || time.Since(start) < d/2 {
-		if !ed25519.Verify(pub, msg, sig) {
+		if !verifyEd25519(pub, msg, sig) {
 			return 0, 0, fmt.Errorf("bus: crypto cost: a fresh signature did not verify")
 		}
 		n++

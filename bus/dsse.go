@@ -44,7 +44,7 @@ func pae(payloadType string, body []byte) []byte {
 // sealMaterial signs the material and returns the dssematerial value:
 // base64 (standard, padded) of the JSON envelope.
 func sealMaterial(material [32]byte, keyID string, key ed25519.PrivateKey) (string, error) {
-	sig := ed25519.Sign(key, pae(PayloadType, material[:]))
+	sig := signEd25519(key, pae(PayloadType, material[:]))
 	signatures.Add(1)
 	env := envelope{
 		PayloadType: PayloadType,

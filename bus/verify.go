@@ -191,7 +191,7 @@ func (v *Verifier) verifyDSSE(ctx context.Context, env envelope, payload []byte,
 			signed = pae(env.PayloadType, payload)
 		}
 		verifications.Add(1)
-		if ed25519.Verify(key.Public, signed, sig) {
+		if verifyEd25519(key.Public, signed, sig) {
 			return key, nil
 		}
 		firstErr = fmt.Errorf("%w: key %.12s…", ErrBadSignature, key.ID)
