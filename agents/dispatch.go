@@ -30,6 +30,11 @@ type attempt struct {
 	// attempt was stopped: a cancelled or released attempt says nothing more.
 	reportsMu sync.Mutex
 	stopped   error
+	// claimed: "running" was sent, or the attempt's end was (which
+	// claims it too); claimTimer sends "running" for a handler that is
+	// not quick.
+	claimed    bool
+	claimTimer *time.Timer
 }
 
 func (at *attempt) stop(cause error) {
@@ -129,7 +134,7 @@ func (a *Agent) start(ctx context.Context, h Handler, d protocol.Dispatch) {
 	a.running[d.TaskID] = at
 	a.mu.Unlock()
 	task := &Task{ID: d.TaskID, Attempt: d.Attempt, Capability: d.Capability, Input: d.Input, Deadline: d.Deadline, Parent: d.Parent, agent: a, at: at}
-	task.report(taskCtx, "running", protocol.TypeTaskRunning, protocol.Report{})
+	a.scheduleClaim(taskCtx, task, d.ClaimBy)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -149,6 +154,25 @@ func (a *Agent) start(ctx context.Context, h Handler, d protocol.Dispatch) {
 		a.finish(taskCtx, task, output, err)
 		span.End()
 	}()
+}
+
+// scheduleClaim says "running" once the handler has run for the quick
+// window, or at once when the dispatch gives no claim time (an older
+// orchestrator) or too little of it. A quick handler's end is its claim.
+func (a *Agent) scheduleClaim(ctx context.Context, task *Task, claimBy time.Time) {
+	wait := a.cfg.quickWindow
+	if claimBy.IsZero() {
+		wait = 0
+	} else {
+		wait = min(wait, time.Until(claimBy)/2)
+	}
+	if wait <= 0 {
+		task.claim(ctx)
+		return
+	}
+	task.at.reportsMu.Lock()
+	task.at.claimTimer = time.AfterFunc(wait, func() { task.claim(ctx) })
+	task.at.reportsMu.Unlock()
 }
 
 // call runs the handler, turning a panic into a failure.

@@ -25,6 +25,7 @@ type config struct {
 	onRefused      func(protocol.Refused)
 	maxConcurrent  int
 	claimWait      time.Duration
+	quickWindow    time.Duration
 	drainTimeout   time.Duration
 	heartbeat      time.Duration
 	version        string
@@ -39,6 +40,7 @@ func newConfig(opts []Option) (*config, error) {
 	c := &config{
 		maxConcurrent:  8,
 		claimWait:      2 * time.Second,
+		quickWindow:    DefaultQuickWindow,
 		drainTimeout:   30 * time.Second,
 		heartbeat:      5 * time.Second,
 		logger:         slog.New(slog.DiscardHandler),
@@ -52,8 +54,8 @@ func newConfig(opts []Option) (*config, error) {
 		return nil, fmt.Errorf("agents: max concurrent must be at least 1, not %d", c.maxConcurrent)
 	case c.heartbeat <= 0 || c.heartbeat > protocol.MaxHeartbeatInterval:
 		return nil, fmt.Errorf("agents: heartbeat interval must be in (0, %s], not %s", protocol.MaxHeartbeatInterval, c.heartbeat)
-	case c.drainTimeout < 0 || c.claimWait < 0:
-		return nil, fmt.Errorf("agents: negative drain timeout or claim wait")
+	case c.drainTimeout < 0 || c.claimWait < 0 || c.quickWindow < 0:
+		return nil, fmt.Errorf("agents: negative drain timeout, claim wait or quick window")
 	}
 	return c, nil
 }
@@ -67,6 +69,20 @@ func WithMaxConcurrent(n int) Option { return optionFunc(func(c *config) { c.max
 // is handed back (default 2s; keep it under the orchestrator's claim
 // timeout, 5s by default).
 func WithClaimWait(d time.Duration) Option { return optionFunc(func(c *config) { c.claimWait = d }) }
+
+// DefaultQuickWindow is how long a handler may run before its attempt is
+// claimed with a "running" report.
+const DefaultQuickWindow = 250 * time.Millisecond
+
+// WithQuickWindow is how long a handler may run before the agent says
+// "running" (default DefaultQuickWindow). A task that ends sooner is
+// reported once, with its result: one message and one stored transition
+// less. The claim is sent sooner when the handler reports progress or
+// submits a subtask, and always before half the dispatch's claim time
+// (claim_by) has passed. Zero says "running" at once.
+func WithQuickWindow(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.quickWindow = d })
+}
 
 // WithDrainTimeout is how long Run lets running tasks finish after its
 // context ends; the ones still running then are handed back (default 30s).

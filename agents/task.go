@@ -58,6 +58,8 @@ func (t *Task) Partial(ctx context.Context, output any) error {
 var errStopped = errors.New("agents: the attempt was stopped")
 
 // report sends a report about this attempt on eq.agent.<agent>.<kind>.
+// Progress and partial results are sent after the attempt's claim
+// ("running", sent first if it was not yet); an end claims it itself.
 func (t *Task) report(ctx context.Context, kind, typ string, r protocol.Report) error {
 	r.TaskID, r.Attempt, r.Instance = t.ID, t.Attempt, t.agent.instance
 	t.at.reportsMu.Lock()
@@ -65,7 +67,42 @@ func (t *Task) report(ctx context.Context, kind, typ string, r protocol.Report) 
 	if t.at.stopped != nil {
 		return fmt.Errorf("%w: %w", errStopped, t.at.stopped)
 	}
+	switch kind {
+	case "completed", "failed":
+		t.at.markClaimed()
+	default:
+		if err := t.claimLocked(ctx); err != nil {
+			return err
+		}
+	}
 	return t.agent.publish(ctx, protocol.AgentReport(t.agent.name, kind), typ, t.ID, r)
+}
+
+// claim says "running" unless the attempt was claimed or stopped.
+func (t *Task) claim(ctx context.Context) error {
+	t.at.reportsMu.Lock()
+	defer t.at.reportsMu.Unlock()
+	if t.at.stopped != nil {
+		return nil
+	}
+	return t.claimLocked(ctx)
+}
+
+func (t *Task) claimLocked(ctx context.Context) error {
+	if t.at.claimed {
+		return nil
+	}
+	t.at.markClaimed()
+	r := protocol.Report{TaskID: t.ID, Attempt: t.Attempt, Instance: t.agent.instance}
+	return t.agent.publish(ctx, protocol.AgentReport(t.agent.name, "running"), protocol.TypeTaskRunning, t.ID, r)
+}
+
+// markClaimed notes the claim made and stops the timer that would make it.
+func (at *attempt) markClaimed() {
+	at.claimed = true
+	if at.claimTimer != nil {
+		at.claimTimer.Stop()
+	}
 }
 
 // SubmitOptions tune a subtask.
@@ -89,6 +126,10 @@ func (t *Task) Submit(ctx context.Context, capability string, input any, opts Su
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return "", Permanent(fmt.Errorf("subtask input cannot be encoded as JSON: %w", err))
+	}
+	// A task with subtasks is not quick: claim it before asking for them.
+	if err := t.claim(ctx); err != nil {
+		return "", fmt.Errorf("agents: claim task %s: %w", t.ID, err)
 	}
 	key := opts.IdempotencyKey
 	if key == "" {

@@ -176,7 +176,10 @@ func (c *Client) Watch(ctx context.Context, taskID string, each func(Update)) (p
 		return protocol.TaskView{}, err
 	}
 	defer sub.Unsubscribe()
-	current, err := c.Get(ctx, taskID)
+	// A get with watch turns on the task's every event (by default only
+	// its end is sent); subscribed first, nothing after it is missed.
+	var current protocol.TaskView
+	err = c.call(ctx, protocol.TasksGet, protocol.TypeTaskGet, protocol.TypeTaskView, protocol.TaskRef{TaskID: taskID, Watch: true}, &current)
 	if err != nil {
 		return protocol.TaskView{}, err
 	}

@@ -33,9 +33,9 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/equilateral-agents/equilateral/agents"
 	"github.com/equilateral-agents/equilateral/bus"
 	eqclient "github.com/equilateral-agents/equilateral/client"
-	"github.com/equilateral-agents/equilateral/internal/agenttest"
 	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/internal/orchtest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
@@ -65,31 +65,31 @@ func benchConn(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name, cred
 	return nc, c, signer
 }
 
-// benchAgent answers every dispatch at once: "running", then "completed"
-// with the input echoed.
-func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name string, opts ...bus.Option) {
+// benchAgent runs an agent of the agents SDK whose handler echoes its
+// input at once: as quick a task as there is, reported once, completed.
+func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name string, tp trace.TracerProvider) {
 	b.Helper()
 	creds := env.Agent(b, "acme", name, "code")
-	nc, conn, _ := benchConn(b, env, keys, name, creds, opts...)
-	source := protocol.Source("acme", name)
-	_, err := conn.QueueSubscribe(protocol.Capability("code"), "code", bus.HandlerFunc(func(ctx context.Context, m *bus.Message) {
-		var d protocol.Dispatch
-		if err := json.Unmarshal(m.Event.Data(), &d); err != nil {
-			b.Error(err)
-			return
-		}
-		report := func(kind, typ string, r protocol.Report) {
-			if err := conn.Publish(ctx, protocol.AgentReport(name, kind), agenttest.NewEvent(source, typ, r)); err != nil {
-				b.Error(err)
-			}
-		}
-		report("running", protocol.TypeTaskRunning, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt})
-		report("completed", protocol.TypeTaskCompleted, protocol.Report{TaskID: d.TaskID, Attempt: d.Attempt, Output: d.Input})
-	}))
+	opts := []agents.Option{agents.WithKeys(keys), agents.WithMaxConcurrent(benchSubmitters), agents.WithNATSOptions(env.ClientOptions...)}
+	if tp != nil {
+		opts = append(opts, agents.WithTracerProvider(tp))
+	}
+	a, err := agents.Connect(context.Background(), env.URL, creds, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	nc.Flush()
+	if err := a.Handle("code", agents.HandlerFunc(func(_ context.Context, t *agents.Task) (any, error) {
+		return t.Input, nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	b.Cleanup(func() {
+		stop()
+		<-done
+	})
 }
 
 // finals routes the client's final task events to whoever waits for them;
@@ -343,7 +343,7 @@ func newRoundTripRig(b *testing.B, env *natstest.Env, tp trace.TracerProvider, e
 		orchOpts = append(orchOpts, orchestrator.WithTracerProvider(tp))
 	}
 	for i := range 4 {
-		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i), busOpts...)
+		benchAgent(b, env, keys, fmt.Sprintf("bench%d", i), tp)
 	}
 	orchtest.Start(b, env, append(orchOpts, extra...)...)
 

@@ -103,13 +103,14 @@ func (in *intake) handleSubmit(ctx context.Context, m *bus.Message) {
 		return
 	}
 	if task != nil {
-		in.countTransition(ctx, task)
-		in.lifecycle.dispatch(ctx, task.ID)
+		in.cfg.metrics.TaskTransition(ctx, in.name, task.Capability, string(protocol.StateSubmitted))
+		in.lifecycle.sendDispatch(ctx, task)
 	}
 }
 
 // take runs the checks, then stores the task (or flow) and answers. It
-// returns the task when it is new and due for dispatch.
+// returns the task when it is new: stored dispatched, its dispatch to be
+// sent.
 func (in *intake) take(ctx context.Context, s *submission) (*Task, error) {
 	defer func() {
 		// On the intake span, whatever the checks decided.
@@ -272,6 +273,7 @@ func (in *intake) newTask(ctx context.Context, s *submission) *Task {
 		Submitter:        s.submitter,
 		SubmitterIsAgent: s.role == auth.RoleAgent,
 		IdempotencyKey:   s.req.IdempotencyKey,
+		Watched:          s.req.Watch,
 		Parent:           s.req.Parent,
 		MaxAttempts:      max(policy.MaxAttempts, 1),
 		NextAttemptAt:    now,
@@ -286,7 +288,7 @@ func (in *intake) newTask(ctx context.Context, s *submission) *Task {
 
 // persist stores an admitted task (or flow), claiming its idempotency key,
 // links a subtask to its parent and answers the submitter. It returns the
-// task when it is new and ready to dispatch, nil when it was answered
+// task when it is new, stored dispatched, nil when it was answered
 // otherwise (a duplicate, or a flow, which starts itself).
 func (in *intake) persist(ctx context.Context, m *bus.Message, task *Task, req protocol.SubmitRequest) (*Task, error) {
 	ctx, span := in.tracer().Start(ctx, "persist")
@@ -319,6 +321,11 @@ func (in *intake) persist(ctx context.Context, m *bus.Message, task *Task, req p
 		return nil, nil
 	}
 	if err := transition(task, protocol.CauseSubmit, protocol.StateSubmitted); err != nil {
+		return nil, err
+	}
+	// Due at once: the task is stored already dispatched, one write
+	// instead of two. Both decisions are still audited, in order.
+	if err := in.lifecycle.startAttempt(task, time.Now()); err != nil {
 		return nil, err
 	}
 	if err := in.store.create(ctx, task); err != nil {

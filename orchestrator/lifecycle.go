@@ -25,24 +25,34 @@ type lifecycle struct {
 
 // dispatch sends the next attempt of a due task to its capability.
 func (l *lifecycle) dispatch(ctx context.Context, id string) {
-	policy := l.cfg.defaultPolicy
 	task, err := l.store.update(ctx, id, func(task *Task) error {
 		now := time.Now()
 		if now.Before(task.NextAttemptAt) || now.After(task.Deadline) {
 			return errSkip
 		}
-		if err := transition(task, protocol.CauseDispatch, protocol.StateDispatched); err != nil {
-			return err
-		}
-		policy = l.retryPolicy(task.Capability)
-		task.Attempt++
-		task.AttemptDeadline = minTime(now.Add(policy.ClaimTimeout), task.Deadline)
-		return nil
+		return l.startAttempt(task, now)
 	})
 	if err != nil {
 		l.logSkip(ctx, "dispatch", id, err)
 		return
 	}
+	l.sendDispatch(ctx, task)
+}
+
+// startAttempt moves a submitted task to its next attempt, dispatched,
+// waiting for a claim until the claim timeout.
+func (l *lifecycle) startAttempt(task *Task, now time.Time) error {
+	if err := transition(task, protocol.CauseDispatch, protocol.StateDispatched); err != nil {
+		return err
+	}
+	task.Attempt++
+	task.AttemptDeadline = minTime(now.Add(l.retryPolicy(task.Capability).ClaimTimeout), task.Deadline)
+	return nil
+}
+
+// sendDispatch makes what a stored dispatch promises happen: the signed
+// dispatch to the capability, its audit record, the submitter told.
+func (l *lifecycle) sendDispatch(ctx context.Context, task *Task) {
 	ctx, span := l.startTaskSpan(ctx, "dispatch "+task.Capability, task, previousAttempt(task)...)
 	defer span.End()
 	l.countTransition(ctx, task)
@@ -53,6 +63,7 @@ func (l *lifecycle) dispatch(ctx context.Context, id string) {
 		Input:      task.Input,
 		Deadline:   task.Deadline,
 		Parent:     task.Parent,
+		ClaimBy:    task.AttemptDeadline,
 	})
 	if err != nil {
 		// The claim timeout retries it: the task is not lost.
@@ -63,9 +74,9 @@ func (l *lifecycle) dispatch(ctx context.Context, id string) {
 	if task.Parent != "" {
 		e.SetExtension(protocol.ExtCausationID, task.Parent)
 	}
-	// The submitter hears "dispatched" before the agent can hear of the
-	// task: its "running" (sent when the agent's report is handled, maybe
-	// on another goroutine) then always comes after, on this connection.
+	// A watcher hears "dispatched" before the agent can hear of the task:
+	// its "running" (sent when the agent's report is handled, maybe on
+	// another goroutine) then always comes after, on this connection.
 	l.notify(ctx, task)
 	msg, err := l.bus.Send(ctx, protocol.Capability(task.Capability), e)
 	if errors.Is(err, bus.ErrTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
@@ -233,7 +244,8 @@ func (fl *flows) childFinished(ctx context.Context, child *Task) {
 }
 
 // notify tells the submitter where its task stands: a client on
-// eq.client.<client>.task.<id>, an agent (for its subtask, when final) on
+// eq.client.<client>.task.<id> (every state when it watches the task, else
+// the final one), an agent (for its subtask, when final) on
 // eq.ctl.<agent>.subtask.
 func (l *lifecycle) notify(ctx context.Context, task *Task) {
 	if task.SubmitterIsAgent {
@@ -243,6 +255,9 @@ func (l *lifecycle) notify(ctx context.Context, task *Task) {
 			l.publish(ctx, protocol.ControlSubtask(task.Submitter), protocol.TypeSubtaskFinished, task.ID, task.view())
 		}
 		return
+	}
+	if !task.State.Final() && !task.Watched {
+		return // a submitter that did not ask to watch waits for the end only
 	}
 	l.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), stateEventType(task.State), task.ID, task.view())
 }

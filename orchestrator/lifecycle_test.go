@@ -21,13 +21,19 @@ func TestHappyPath(t *testing.T) {
 	h.agent("acme", "coder", echo, "code")
 	c := h.client("acme", "client")
 	events := c.watch()
-	acc := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"hello"`)})
+	acc := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"hello"`), Watch: true})
 	v := c.waitState(acc.TaskID, protocol.StateCompleted)
 	if string(v.Output) != `{"echo":"hello"}` || v.Agent != "coder" || v.Attempts != 1 {
 		t.Fatalf("completed task: %+v", v)
 	}
 	want := []string{protocol.TypeTaskDispatched, protocol.TypeTaskRunning, protocol.TypeTaskCompleted}
 	natstest.Eventually(t, 5*time.Second, func() bool { return slices.Equal(events.types(acc.TaskID), want) }, "client events %v, want %v", events, want)
+
+	// Not watched: the submitter hears of the end only.
+	quiet := c.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"hush"`)})
+	c.waitState(quiet.TaskID, protocol.StateCompleted)
+	want = []string{protocol.TypeTaskCompleted}
+	natstest.Eventually(t, 5*time.Second, func() bool { return slices.Equal(events.types(quiet.TaskID), want) }, "unwatched client events %v, want %v", events.types(quiet.TaskID), want)
 }
 
 func TestRetriesThenSucceeds(t *testing.T) {

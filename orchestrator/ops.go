@@ -21,40 +21,62 @@ type operations struct {
 	index     *taskIndex
 }
 
-func (op *operations) ownTask(ctx context.Context, m *bus.Message) (*Task, bool) {
+func (op *operations) ownTask(ctx context.Context, m *bus.Message) (*Task, protocol.TaskRef, bool) {
+	var ref protocol.TaskRef
 	if m.Reply() != "" && !replyAllowed(principal(m), m.Reply()) {
 		op.admission.refuse(ctx, m, protocol.ReasonForbidden, "the reply subject must be your own inbox")
-		return nil, false
+		return nil, ref, false
 	}
-	var ref protocol.TaskRef
 	if err := decode(m, &ref); err != nil {
 		op.admission.refuse(ctx, m, protocol.ReasonMalformed, err.Error())
-		return nil, false
+		return nil, ref, false
 	}
 	if ref.TaskID == "" {
 		op.admission.refuse(ctx, m, protocol.ReasonMalformed, "field task_id: must not be empty")
-		return nil, false
+		return nil, ref, false
 	}
 	task, _, err := op.store.get(ctx, ref.TaskID)
 	if errors.Is(err, errNotFound) || (err == nil && task.Submitter != principal(m)) {
 		op.admission.refuse(ctx, m, protocol.ReasonNotFound, "no such task")
-		return nil, false
+		return nil, ref, false
 	}
 	if err != nil {
 		op.admission.refuse(ctx, m, protocol.ReasonUnavailable, "could not read the task; try again")
-		return nil, false
+		return nil, ref, false
 	}
-	return task, true
+	return task, ref, true
 }
 
 func (op *operations) handleGet(ctx context.Context, m *bus.Message) {
-	if task, ok := op.ownTask(ctx, m); ok {
-		op.admission.respond(ctx, m, protocol.TypeTaskView, task.ID, task.view())
+	task, ref, ok := op.ownTask(ctx, m)
+	if !ok {
+		return
 	}
+	if ref.Watch && !task.Watched && !task.State.Final() {
+		// From now on every transition sees the mark: each is a
+		// compare-and-set on the record this one writes.
+		watched, err := op.store.update(ctx, task.ID, func(t *Task) error {
+			if t.Watched || t.State.Final() {
+				return errSkip
+			}
+			t.Watched = true
+			return nil
+		})
+		switch {
+		case err == nil:
+			task = watched
+		case errors.Is(err, errSkip):
+			task = watched // the record as it stands, final or already watched
+		default:
+			op.admission.refuse(ctx, m, protocol.ReasonUnavailable, "could not start watching the task; try again")
+			return
+		}
+	}
+	op.admission.respond(ctx, m, protocol.TypeTaskView, task.ID, task.view())
 }
 
 func (op *operations) handleCancel(ctx context.Context, m *bus.Message) {
-	task, ok := op.ownTask(ctx, m)
+	task, _, ok := op.ownTask(ctx, m)
 	if !ok {
 		return
 	}

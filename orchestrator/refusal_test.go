@@ -138,7 +138,7 @@ func TestProgressStreamsInOrder(t *testing.T) {
 	}, "code")
 	c := h.client("acme", "client")
 	events := c.watch()
-	acc := c.submit(protocol.SubmitRequest{Capability: "code"})
+	acc := c.submit(protocol.SubmitRequest{Capability: "code", Watch: true})
 	c.waitState(acc.TaskID, protocol.StateCompleted)
 	want := []string{protocol.TypeTaskDispatched, protocol.TypeTaskRunning,
 		protocol.TypeTaskProgress, protocol.TypeTaskProgress, protocol.TypeTaskPartial, protocol.TypeTaskProgress,

@@ -142,8 +142,8 @@ func (rep *reports) reportProgress(ctx context.Context, m *bus.Message, agent st
 	if !rep.admission.limiters.allow(agent) {
 		return // over its rate: progress is dropped, never stored
 	}
-	if task.SubmitterIsAgent {
-		return // subtask progress stays with the orchestrator
+	if task.SubmitterIsAgent || !task.Watched {
+		return // subtask progress stays with the orchestrator; only a watcher wants it
 	}
 	rep.publish(ctx, protocol.ClientTask(task.Submitter, task.ID), m.Event.Type(), task.ID, r)
 }
@@ -152,6 +152,11 @@ func (rep *reports) reportFinished(ctx context.Context, m *bus.Message, agent st
 	task, err := rep.store.update(ctx, r.TaskID, func(task *Task) error {
 		if err := rep.claimable(task, agent, r); err != nil {
 			return err
+		}
+		if task.State == protocol.StateDispatched {
+			// A quick attempt ends without a "running" first: its end is
+			// its claim, and where a retry's dispatch links back to.
+			task.AttemptTrace = telemetry.TraceParent(ctx)
 		}
 		claim(task, agent, r)
 		if ok && len(task.Input)+len(r.Output) > rep.maxInput() {

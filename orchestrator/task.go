@@ -20,6 +20,9 @@ type Task struct {
 	Parent           string          `json:"parent,omitempty"`
 	Subtasks         []string        `json:"subtasks,omitempty"`
 	IdempotencyKey   string          `json:"idempotency_key,omitempty"`
+	// Watched: the submitter hears of every event of the task, not only
+	// its end (SubmitRequest.Watch, or a get with watch).
+	Watched bool `json:"watched,omitempty"`
 	// TraceParent is the span context of the task's intake (or flow step,
 	// or gate): every later span about the task hangs under it.
 	TraceParent string `json:"traceparent,omitempty"`

@@ -49,6 +49,7 @@ func ExampleBodies() {
 	//   input required=true
 	//   deadline required=true
 	//   parent required=false
+	//   claim_by required=false
 }
 
 // Schema gives the published JSON Schema of a body, for validators in

@@ -104,6 +104,9 @@ type SubmitRequest struct {
 	// Flow, when set, makes this a flow: Capability must be "flow" and
 	// Input is the flow's input.
 	Flow *Flow `json:"flow,omitempty"`
+	// Watch asks for every event of the task on the submitter's events
+	// subject; without it only the final one is sent.
+	Watch bool `json:"watch,omitempty"`
 }
 
 // Accepted is the reply to a submit.
@@ -133,6 +136,9 @@ type Refused struct {
 // TaskRef names a task (get and cancel requests).
 type TaskRef struct {
 	TaskID string `json:"task_id"`
+	// Watch (get only) starts sending every event of the task, as a
+	// submit's watch does.
+	Watch bool `json:"watch,omitempty"`
 }
 
 // ListRequest asks for one page of the caller's tasks, newest first.
@@ -159,6 +165,10 @@ type Dispatch struct {
 	Input      json.RawMessage `json:"input"`
 	Deadline   time.Time       `json:"deadline"`
 	Parent     string          `json:"parent,omitempty"`
+	// ClaimBy is when the attempt is given up unless its agent has said
+	// "running" or ended it: an agent that ends sooner need not say
+	// "running" at all.
+	ClaimBy time.Time `json:"claim_by,omitzero"`
 }
 
 // Report is what an agent publishes on eq.agent.<agent>.<kind> about
