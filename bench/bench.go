@@ -59,9 +59,12 @@ func Run(ctx context.Context, opts ...Option) (*Report, error) {
 
 	if cfg.remote != nil {
 		rep.Settings.Server = cfg.remote.URL
+		if cfg.remote.AgentCreds == "" {
+			rep.Settings.Agents = 0 // the tenant's own serve
+		}
 		for _, p := range []Part{Raw, Baseline} {
 			if !cfg.skip[p] {
-				rep.Skipped[string(p)] = remoteSkip
+				rep.Skipped[string(p)] = remoteSkips[p]
 			}
 		}
 		l, err := b.remote(ctx)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -10,13 +11,16 @@ import (
 
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
+	"github.com/equilateral-agents/equilateral/client"
 	"github.com/equilateral-agents/equilateral/protocol"
 )
 
-// remoteSkip is why raw and baseline do not run against a remote system.
-const remoteSkip = "a client's creds allow neither: raw request-reply needs a subject both ends may use " +
-	"(a client publishes only eq.tasks.* and hears only its own events and inbox), " +
-	"the baseline needs the JetStream API (the orchestrator user's alone)"
+// Why raw and baseline do not run against a remote system.
+var remoteSkips = map[Part]string{
+	Raw: "a client's creds allow no plain request-reply: no subject both ends may use " +
+		"(a client publishes only eq.tasks.* and hears only its own events and inbox)",
+	Baseline: "it needs the JetStream API, which only the tenant's orchestrator user may use, not a client",
+}
 
 // firstTaskWait bounds the first task against a remote system, which
 // shows that an agent serves the capability.
@@ -98,14 +102,14 @@ func (b *bench) remote(ctx context.Context) (res *LevelResult, err error) {
 		down.push(stop)
 	}
 	if err := rg.first(ctx); err != nil {
-		return nil, err
+		return nil, explainRefusal(err)
 	}
 
 	p, d, err := b.measure(ctx, "remote", rg.roundTrip, func() (sample, error) {
 		return sample{cpu: cpuTime(), crypto: bus.Counts(), spans: -1}, nil
 	}, b.cfg.cpuProfile)
 	if err != nil {
-		return nil, err
+		return nil, explainRefusal(err)
 	}
 	res = &LevelResult{
 		Level:       info.SecurityLevel,
@@ -132,6 +136,17 @@ func (b *bench) remote(ctx context.Context) (res *LevelResult, err error) {
 		res.Notes = append(res.Notes, "the tenant's own agents answered: each task was checked completed, not its output")
 	}
 	return res, nil
+}
+
+// explainRefusal adds to a rate or capacity refusal what it means for a
+// bench: the tenant's policy, not the system, set the pace.
+func explainRefusal(err error) error {
+	var refused *client.RefusedError
+	if errors.As(err, &refused) && (refused.Reason == protocol.ReasonRateLimited || refused.Reason == protocol.ReasonOverCapacity) {
+		return fmt.Errorf("%w\n(the tenant's policy bounds what one client may submit, so a bench would measure the bound: "+
+			"measure a tenant whose policy sets no rate_per_second or max_concurrent and principal_rate_per_second: -1, or lower --concurrency)", err)
+	}
+	return err
 }
 
 // first submits one task and waits for it, longer than for any other:

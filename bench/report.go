@@ -18,8 +18,9 @@ type Settings struct {
 	WarmupSec    float64 `json:"warmup_s"`
 	Concurrency  int     `json:"concurrency"`
 	PayloadBytes int     `json:"payload_bytes"`
-	Agents       int     `json:"agents"`
-	GOMAXPROCS   int     `json:"gomaxprocs"`
+	// Agents run by the bench (0: a remote tenant's own agents served).
+	Agents     int `json:"agents"`
+	GOMAXPROCS int `json:"gomaxprocs"`
 	// Server is "embedded" or the remote URL.
 	Server string `json:"server"`
 	// Tracing says where the spans went.
