@@ -75,6 +75,7 @@ its NAME as the argument.`,
 		newAuditCommand(),
 		newSecurityCommand(),
 		newHealthCommand(),
+		newBenchCommand(),
 	)
 	return root
 }
