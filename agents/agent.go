@@ -227,10 +227,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// requireLevel, with WithMinimumLevel, asks the orchestrator's level and
-// refuses one below the minimum; it waits for an orchestrator to answer.
+// requireLevel asks the orchestrator's level and verifies what it sends
+// as that level says (every dispatch and control message from advanced
+// up; below, the server's ACLs vouch for them: see bus.TrustServer). With
+// WithMinimumLevel it refuses a level below the minimum and waits for an
+// orchestrator to answer; without, one that does not answer at once
+// leaves every check on.
 func (a *Agent) requireLevel(ctx context.Context) error {
 	if a.cfg.minLevel == 0 {
+		askCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if info, err := a.client.Info(askCtx); err == nil {
+			a.adoptLevel(info.SecurityLevel)
+		}
 		return nil
 	}
 	for {
@@ -239,6 +248,7 @@ func (a *Agent) requireLevel(ctx context.Context) error {
 			if err := security.Require(a.cfg.minLevel, info.SecurityLevel); err != nil {
 				return fmt.Errorf("agents: %w", err)
 			}
+			a.adoptLevel(info.SecurityLevel)
 			return nil
 		}
 		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
@@ -251,6 +261,16 @@ func (a *Agent) requireLevel(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// adoptLevel switches the signature checks of what the orchestrator
+// sends off below advanced, unless the agent's own minimum is advanced or
+// more; a level it does not know keeps them on.
+func (a *Agent) adoptLevel(level string) {
+	l, err := security.ParseLevel(level)
+	trust := err == nil && !l.Has(security.VerifyEveryHop) && !a.cfg.minLevel.Has(security.VerifyEveryHop)
+	a.bus.Verifier().TrustServer(trust)
+	a.client.Verifier().TrustServer(trust)
 }
 
 func errOrClosed(err error) error {

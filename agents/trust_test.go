@@ -11,16 +11,20 @@ import (
 	"github.com/equilateral-agents/equilateral/agents"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/internal/agenttest"
+	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 )
 
 // Attack: a dispatch signed with a key that is not the orchestrator's,
 // though it names the orchestrator as its source and travels on the
 // orchestrator's own connection (stolen creds used with another key, or a
-// compromised relay). An agent that pins the orchestrator's key never runs
-// it; the genuine task after it runs.
+// compromised relay). At advanced, where agents verify every hop
+// (security.VerifyEveryHop), an agent that pins the orchestrator's key
+// never runs it; the genuine task after it runs. (Below advanced the
+// server's ACLs are what stand between the agent and a forger: docs/security.md.)
 func TestPinnedAgentRefusesForgedDispatch(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, orchestrator.WithSecurity(security.Settings{Level: security.Advanced, Environment: security.Production}))
 	creds := h.env.Agent(t, "acme", "careful", "echo")
 	keys, err := bus.NewStoreKeys(h.env.Store)
 	if err != nil {

@@ -90,6 +90,10 @@ func NewConn(nc *nats.Conn, signer *Signer, verifier *Verifier, opts ...Option) 
 	return &Conn{nc: nc, signer: signer, verifier: verifier, cfg: cfg}, nil
 }
 
+// Verifier is what checks the events this Conn receives (TrustServer
+// switches its signature checks).
+func (c *Conn) Verifier() *Verifier { return c.verifier }
+
 // NATS is the underlying connection.
 func (c *Conn) NATS() *nats.Conn { return c.nc }
 

@@ -70,6 +70,7 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 			nc.Close()
 			return nil, fmt.Errorf("client: %w", err)
 		}
+		c.adopt(info.SecurityLevel, cfg.minLevel)
 	}
 	return c, nil
 }

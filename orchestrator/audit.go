@@ -43,6 +43,10 @@ type auditor struct {
 	seal   func(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error)
 	source string
 	level  string // the security level, on every record
+	// usageOnly: below enhanced (security.Audit) only accepted tasks are
+	// recorded, which is what `security assess` counts; the decisions
+	// after them are not.
+	usageOnly bool
 
 	mu      sync.Mutex
 	pending map[string]jetstream.PubAckFuture // final records in flight, by task
@@ -107,6 +111,9 @@ type auditEntry struct {
 // record appends asynchronously: the hot path never waits for the audit
 // write, and a failed write is logged (never with the payload).
 func (a *auditor) record(ctx context.Context, e auditEntry) {
+	if a.usageOnly && e.decision != decisionAccepted {
+		return
+	}
 	msg := nats.NewMsg(protocol.AuditSubject(e.decision))
 	event := e.event
 	if event == nil {
@@ -169,7 +176,7 @@ func (a *auditor) record(ctx context.Context, e auditEntry) {
 // allows for (seen when a watch starts) are left alone: a record written
 // now could no longer be told from one written then.
 func (a *auditor) expectFinal(task *Task, now time.Time) {
-	if now.Sub(task.UpdatedAt) > auditDedupeWindow/2 {
+	if a.usageOnly || now.Sub(task.UpdatedAt) > auditDedupeWindow/2 {
 		return
 	}
 	a.mu.Lock()

@@ -353,6 +353,12 @@ func newRoundTripRig(b *testing.B, env *natstest.Env, tp trace.TracerProvider, e
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Verify what the orchestrator sends as its level says, as a long-lived
+	// client does; the finals' subscription follows the client.
+	if _, err := cl.AdoptLevel(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	conn.Verifier().TrustServer(cl.Verifier().TrustsServer())
 	f := &finals{waiting: map[string]chan protocol.TaskView{}, early: map[string]protocol.TaskView{}}
 	if _, err := conn.Subscribe(protocol.ClientEvents("loader"), bus.HandlerFunc(f.handle)); err != nil {
 		b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/equilateral-agents/equilateral/agents"
 	eqclient "github.com/equilateral-agents/equilateral/client"
+	"github.com/equilateral-agents/equilateral/internal/natstest"
 	"github.com/equilateral-agents/equilateral/orchestrator"
 	"github.com/equilateral-agents/equilateral/protocol"
 	"github.com/equilateral-agents/equilateral/security"
@@ -183,4 +184,40 @@ func TestInfoRequestsAreCheckedLikeEveryRequest(t *testing.T) {
 	}
 	h.auditVerifies("acme")
 	h.otherTenantServed()
+}
+
+// TestAuditFollowsTheLevel: at foundation the audit stream keeps a usage
+// record of each accepted task (what `security assess` counts) and its
+// level record, not the decisions after; at enhanced every decision of
+// the task is on record. Both streams verify.
+func TestAuditFollowsTheLevel(t *testing.T) {
+	for _, c := range []struct {
+		level security.Level
+		want  []string
+	}{
+		{security.Foundation, []string{protocol.DecisionAccepted}},
+		// The harness's agent says "running" before its result.
+		{security.Enhanced, []string{protocol.DecisionAccepted, protocol.DecisionDispatched, string(protocol.StateRunning), string(protocol.StateCompleted)}},
+	} {
+		t.Run(c.level.String(), func(t *testing.T) {
+			h := newHarness(t, orchestrator.WithSecurity(security.Settings{Level: c.level, Environment: security.Development}))
+			h.agent("acme", "coder", echo, "code")
+			cl := h.client("acme", "client")
+			acc := cl.submit(protocol.SubmitRequest{Capability: "code", Input: json.RawMessage(`"x"`)})
+			cl.waitState(acc.TaskID, protocol.StateCompleted)
+			var got []string
+			levelRecorded := false
+			natstest.Eventually(t, 5*time.Second, func() bool {
+				got, levelRecorded = nil, false
+				for _, r := range h.auditRecordsPaced("acme") {
+					if r.taskID == acc.TaskID {
+						got = append(got, r.decision)
+					}
+					levelRecorded = levelRecorded || r.decision == protocol.DecisionLevelChanged
+				}
+				return slices.Equal(got, c.want) && levelRecorded
+			}, "%s: the task's records are not %v, or the level is not recorded", c.level, c.want)
+			h.auditVerifies("acme")
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/protocol"
+	"github.com/equilateral-agents/equilateral/security"
 	"github.com/equilateral-agents/equilateral/telemetry"
 )
 
@@ -125,7 +126,8 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source, level: cfg.security.Level.String()}
+	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source, level: cfg.security.Level.String(),
+		usageOnly: !cfg.security.Level.Has(security.Audit)}
 	if err := t.recordLevel(ctx, js); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("orchestrator: tenant %s: %w", name, err)

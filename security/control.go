@@ -15,12 +15,11 @@ const (
 	NoPayloadLogs   Control = "no-payload-logs"  // logs carry ids, never task data
 
 	// Enhanced.
-	SignedEvents       Control = "signed-events" // the orchestrator verifies every event's signature
-	VerifyOrchestrator Control = "agents-verify-orchestrator"
-	Audit              Control = "audit"              // every decision in the signed audit stream
-	AgentLimits        Control = "agent-limits"       // resource limits, timeouts, concurrency caps
-	AdminMFA           Control = "admin-mfa"          // TOTP on commands that mint creds or change tenants
-	EncryptionAtRest   Control = "encryption-at-rest" // JetStream stores encrypted on disk
+	SignedEvents     Control = "signed-events"      // the orchestrator verifies every event's signature
+	Audit            Control = "audit"              // every decision in the signed audit stream
+	AgentLimits      Control = "agent-limits"       // resource limits, timeouts, concurrency caps
+	AdminMFA         Control = "admin-mfa"          // TOTP on commands that mint creds or change tenants
+	EncryptionAtRest Control = "encryption-at-rest" // JetStream stores encrypted on disk
 
 	// Advanced.
 	TLSEverywhere    Control = "tls"              // every client and route connection over TLS
@@ -54,10 +53,9 @@ var catalogue = map[Control]controlInfo{
 	SanitizedErrors: {level: Foundation, what: "sanitized errors with a request id"},
 	NoPayloadLogs:   {level: Foundation, what: "logs without payloads"},
 
-	SignedEvents:       {level: Enhanced, what: "signed events verified by the orchestrator"},
-	VerifyOrchestrator: {level: Enhanced, what: "agents verify the orchestrator's signature"},
-	Audit:              {level: Enhanced, what: "signed audit stream of every decision"},
-	AgentLimits:        {level: Enhanced, what: "per-agent resource limits, timeouts and concurrency caps"},
+	SignedEvents: {level: Enhanced, what: "signed events verified by the orchestrator"},
+	Audit:        {level: Enhanced, what: "signed audit stream of every decision"},
+	AgentLimits:  {level: Enhanced, what: "per-agent resource limits, timeouts and concurrency caps"},
 	AdminMFA: {level: Enhanced, what: "MFA (TOTP) on commands that mint creds or change tenants",
 		fix: "enroll an admin: equilateral admin enroll NAME --data-dir DIR"},
 	EncryptionAtRest: {level: Enhanced, what: "JetStream encryption at rest",
@@ -81,7 +79,7 @@ var catalogue = map[Control]controlInfo{
 // order is the catalogue's order: by level, then as listed above.
 var order = []Control{
 	PrincipalCreds, SubjectACLs, TenantAccounts, InputValidation, SanitizedErrors, NoPayloadLogs,
-	SignedEvents, VerifyOrchestrator, Audit, AgentLimits, AdminMFA, EncryptionAtRest,
+	SignedEvents, Audit, AgentLimits, AdminMFA, EncryptionAtRest,
 	TLSEverywhere, VerifyEveryHop, DurableReplay, Monitoring, OutputGate, CredentialMaxAge,
 	PayloadEncryption, SignedSharing, SSO,
 }
