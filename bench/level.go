@@ -99,7 +99,7 @@ func (b *bench) level(ctx context.Context, l security.Level, profile string) (re
 	if err != nil {
 		return nil, err
 	}
-	r, err := newRig(nc, benchTenant, benchClient, signer, keys, ctp, DefaultCapability, b.cfg.payload, true)
+	r, err := newRig(ctx, nc, benchTenant, benchClient, signer, keys, ctp, DefaultCapability, b.cfg.payload, true)
 	if err != nil {
 		return nil, err
 	}

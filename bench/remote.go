@@ -80,7 +80,7 @@ func (b *bench) remote(ctx context.Context) (res *LevelResult, err error) {
 		return nil, err
 	}
 	keys := bus.NewSourceKeys(protocol.Source(id.Tenant, auth.OrchestratorName))
-	rg, err := newRig(nc, id.Tenant, id.Name, signer, keys, ctp, r.Capability, b.cfg.payload, r.AgentCreds != "")
+	rg, err := newRig(ctx, nc, id.Tenant, id.Name, signer, keys, ctp, r.Capability, b.cfg.payload, r.AgentCreds != "")
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (r *rig) first(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bench: the first task: %w", err)
 	}
-	v, err := r.finals.wait(ctx, acc.TaskID)
+	v, err := r.client.Await(ctx, acc.TaskID)
 	if err != nil {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 		r.client.Cancel(cctx, acc.TaskID)

@@ -40,6 +40,8 @@ type Client struct {
 	conn   *bus.Conn
 	// nc is closed by Close when Connect made it.
 	nc *nats.Conn
+	// ends routes the final events of this principal's tasks to Await.
+	ends endings
 }
 
 // New wraps a connection made with the principal's creds and inbox

@@ -78,6 +78,12 @@ func Connect(ctx context.Context, url, credsFile string, opts ...Option) (*Clien
 // Close closes the connection Connect made; a Client made with New leaves
 // its connection to the caller. It may be called more than once.
 func (c *Client) Close() error {
+	c.ends.mu.Lock()
+	if c.ends.sub != nil {
+		c.ends.sub.Unsubscribe()
+		c.ends.sub = nil
+	}
+	c.ends.mu.Unlock()
 	if c.nc != nil {
 		c.nc.Close()
 	}

@@ -92,47 +92,6 @@ func benchAgent(b *testing.B, env *natstest.Env, keys bus.KeyRegistry, name stri
 	})
 }
 
-// finals routes the client's final task events to whoever waits for them;
-// an event may arrive before its waiter knows the task id.
-type finals struct {
-	mu      sync.Mutex
-	waiting map[string]chan protocol.TaskView
-	early   map[string]protocol.TaskView
-}
-
-func (f *finals) handle(_ context.Context, m *bus.Message) {
-	var v protocol.TaskView
-	if json.Unmarshal(m.Event.Data(), &v) != nil || !v.State.Final() {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if ch, ok := f.waiting[v.TaskID]; ok {
-		delete(f.waiting, v.TaskID)
-		ch <- v
-		return
-	}
-	f.early[v.TaskID] = v
-}
-
-func (f *finals) wait(ctx context.Context, id string) (protocol.TaskView, error) {
-	f.mu.Lock()
-	if v, ok := f.early[id]; ok {
-		delete(f.early, id)
-		f.mu.Unlock()
-		return v, nil
-	}
-	ch := make(chan protocol.TaskView, 1)
-	f.waiting[id] = ch
-	f.mu.Unlock()
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-ctx.Done():
-		return protocol.TaskView{}, fmt.Errorf("task %s: no final event: %w", id, ctx.Err())
-	}
-}
-
 // BenchmarkRoundTrip is the full task round trip, 16 submitters at once.
 func BenchmarkRoundTrip(b *testing.B) { roundTripBench(b, nil) }
 
@@ -348,22 +307,16 @@ func newRoundTripRig(b *testing.B, env *natstest.Env, tp trace.TracerProvider, e
 	orchtest.Start(b, env, append(orchOpts, extra...)...)
 
 	creds := env.Client(b, "acme", "loader")
-	nc, conn, signer := benchConn(b, env, keys, "loader", creds, busOpts...)
+	nc, _, signer := benchConn(b, env, keys, "loader", creds, busOpts...)
 	cl, err := eqclient.New(nc, "acme", "loader", signer, keys, busOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Verify what the orchestrator sends as its level says, as a long-lived
-	// client does; the finals' subscription follows the client.
+	// Verify what the orchestrator sends as its level says, as a
+	// long-lived client does.
 	if _, err := cl.AdoptLevel(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	conn.Verifier().TrustServer(cl.Verifier().TrustsServer())
-	f := &finals{waiting: map[string]chan protocol.TaskView{}, early: map[string]protocol.TaskView{}}
-	if _, err := conn.Subscribe(protocol.ClientEvents("loader"), bus.HandlerFunc(f.handle)); err != nil {
-		b.Fatal(err)
-	}
-	nc.Flush()
 
 	var tracer trace.Tracer = noop.NewTracerProvider().Tracer("")
 	if tp != nil {
@@ -380,7 +333,7 @@ func newRoundTripRig(b *testing.B, env *natstest.Env, tp trace.TracerProvider, e
 		if err != nil {
 			return 0, err
 		}
-		v, err := f.wait(ctx, acc.TaskID)
+		v, err := cl.Await(ctx, acc.TaskID)
 		if err != nil {
 			return 0, err
 		}
