@@ -38,7 +38,10 @@ const (
 // each final state the store takes, has the record written from the
 // stored task when the one in flight is not confirmed within auditGrace.
 type auditor struct {
-	js     jetstream.JetStream
+	js jetstream.JetStream
+	// nc sends the records nobody waits for (every one but the final),
+	// without asking JetStream for an ack: one message less each.
+	nc     *nats.Conn
 	log    *slog.Logger
 	seal   func(ctx context.Context, subject string, e *event.Event) (*nats.Msg, error)
 	source string
@@ -155,6 +158,14 @@ func (a *auditor) record(ctx context.Context, e auditEntry) {
 	final := e.taskID != "" && protocol.State(e.decision).Final()
 	if final {
 		msg.Header.Set(jetstream.MsgIDHeader, finalRecordID(e.taskID))
+	}
+	if !final && a.nc != nil {
+		// Only a final record is reconciled from the store when its ack
+		// does not come; the others are written as the stream takes them.
+		if err := a.nc.PublishMsg(msg); err != nil {
+			a.log.ErrorContext(ctx, "audit write failed", "decision", e.decision, "task", e.taskID, "error", err)
+		}
+		return
 	}
 	ack, err := a.js.PublishMsgAsync(msg)
 	if err != nil {

@@ -126,7 +126,7 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	b.audit = &auditor{js: js, log: b.log, seal: b.bus.Seal, source: b.source, level: cfg.security.Level.String(),
+	b.audit = &auditor{js: js, nc: nc, log: b.log, seal: b.bus.Seal, source: b.source, level: cfg.security.Level.String(),
 		usageOnly: !cfg.security.Level.Has(security.Audit)}
 	if err := t.recordLevel(ctx, js); err != nil {
 		nc.Close()
