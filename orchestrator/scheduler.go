@@ -99,16 +99,22 @@ func (s *scheduler) note(entry jetstream.KeyValueEntry) {
 		delete(s.active, entry.Key())
 		return
 	}
-	var task Task
-	err := json.Unmarshal(entry.Value(), &task)
+	// Our own write is cached as written: no need to decode it again.
+	task := s.store.known(entry.Key(), entry.Revision())
+	var err error
+	if task == nil {
+		task = new(Task)
+		if err = json.Unmarshal(entry.Value(), task); err == nil {
+			s.store.remember(task, entry.Revision())
+		}
+	}
 	if err == nil {
-		s.store.remember(entry.Key(), entry.Value(), entry.Revision(), task.State.Final())
-		s.index.note(&task)
+		s.index.note(task)
 	}
 	if err != nil || task.State.Final() {
 		delete(s.active, entry.Key())
-		if task.State.Final() {
-			s.audit.expectFinal(&task, time.Now())
+		if err == nil {
+			s.audit.expectFinal(task, time.Now())
 		}
 		return
 	}

@@ -48,26 +48,26 @@ type taskStore struct {
 }
 
 type cachedTask struct {
-	data []byte
+	task *Task // never changed once cached: readers get a copy
 	rev  uint64
 }
 
 // remember records a task's latest known revision (from our own writes
-// and the scheduler's watch).
-func (s *taskStore) remember(id string, data []byte, rev uint64, final bool) {
+// and the scheduler's watch). It keeps its own copy of t.
+func (s *taskStore) remember(t *Task, rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.recent == nil {
 		s.recent = map[string]cachedTask{}
 	}
-	if c, ok := s.recent[id]; ok && c.rev >= rev {
+	if c, ok := s.recent[t.ID]; ok && c.rev >= rev {
 		return
 	}
-	if final {
-		delete(s.recent, id)
+	if t.State.Final() {
+		delete(s.recent, t.ID)
 		return
 	}
-	s.recent[id] = cachedTask{data: data, rev: rev}
+	s.recent[t.ID] = cachedTask{task: t.clone(), rev: rev}
 }
 
 func (s *taskStore) forget(id string) {
@@ -76,6 +76,7 @@ func (s *taskStore) forget(id string) {
 	s.mu.Unlock()
 }
 
+// cached returns a copy of the last known record of a task to change.
 func (s *taskStore) cached(id string) (*Task, uint64, bool) {
 	s.mu.Lock()
 	c, ok := s.recent[id]
@@ -83,11 +84,19 @@ func (s *taskStore) cached(id string) (*Task, uint64, bool) {
 	if !ok {
 		return nil, 0, false
 	}
-	var t Task
-	if json.Unmarshal(c.data, &t) != nil {
-		return nil, 0, false
+	return c.task.clone(), c.rev, true
+}
+
+// known is the cached record of a task at exactly revision rev, if this
+// store wrote or read it: the scheduler's watch then need not decode the
+// entry again. The record is shared: read it, never change it.
+func (s *taskStore) known(id string, rev uint64) *Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.recent[id]; ok && c.rev == rev {
+		return c.task
 	}
-	return &t, c.rev, true
+	return nil
 }
 
 type storeConfig struct {
@@ -201,7 +210,7 @@ func (s *taskStore) create(ctx context.Context, t *Task) error {
 		}
 	}
 	if err == nil {
-		s.remember(t.ID, data, rev, t.State.Final())
+		s.remember(t, rev)
 	}
 	return err
 }
@@ -251,7 +260,7 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 				return nil, err
 			}
 			if written != nil && bytes.Equal(raw, written) {
-				s.remember(id, raw, rev, t.State.Final())
+				s.remember(t, rev)
 				return t, nil
 			}
 		}
@@ -284,7 +293,7 @@ func (s *taskStore) update(ctx context.Context, id string, change func(*Task) er
 		if err != nil {
 			return nil, err
 		}
-		s.remember(id, data, newRev, t.State.Final())
+		s.remember(t, newRev)
 		return t, nil
 	}
 }

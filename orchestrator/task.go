@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,6 +85,15 @@ func (t *Task) view() protocol.TaskView {
 		Subtasks:   t.Subtasks,
 		TraceID:    traceID(t.TraceParent),
 	}
+}
+
+// clone copies the task deeply enough that changing the copy (as an
+// update's change does) leaves t as it was. Flow is never changed.
+func (t *Task) clone() *Task {
+	c := *t
+	c.Subtasks = slices.Clone(t.Subtasks)
+	c.FlowOutputs = maps.Clone(t.FlowOutputs)
+	return &c
 }
 
 // traceID is the trace id inside a W3C traceparent
