@@ -128,9 +128,14 @@ func checkMembers(t reflect.Type, data []byte, path string) error {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		var members map[string]json.RawMessage
-		if json.Unmarshal(data, &members) != nil || members == nil {
-			return nil // null for an optional object; types were checked by Decode
+		members, ok := scanMembers(data)
+		if !ok {
+			// Not a plain object: null, escaped or repeated names, or
+			// not JSON. encoding/json reads what it can; Decode names
+			// what is wrong.
+			if json.Unmarshal(data, &members) != nil || members == nil {
+				return nil // null for an optional object; types were checked by Decode
+			}
 		}
 		fields := Fields(t)
 		for name := range members {
@@ -165,6 +170,123 @@ func checkMembers(t reflect.Type, data []byte, path string) error {
 		}
 	}
 	return nil
+}
+
+// scanMembers reads the members of a JSON object without decoding their
+// values: one quick pass, where encoding/json would check and copy every
+// byte twice (a task's input is most of a body). It gives up (ok false)
+// on anything but an object whose member names are plain and distinct;
+// the caller then asks encoding/json. Values are not checked here:
+// Decode's own pass refuses whatever is not JSON.
+func scanMembers(data []byte) (members map[string]json.RawMessage, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	members = map[string]json.RawMessage{}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return members, skipSpace(data, i+1) == len(data)
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return nil, false
+		}
+		end := i + 1
+		for end < len(data) && data[end] != '"' {
+			if data[end] == '\\' || data[end] < 0x20 {
+				return nil, false // an escaped name: encoding/json reads it
+			}
+			end++
+		}
+		if end >= len(data) {
+			return nil, false
+		}
+		name := string(data[i+1 : end])
+		if _, dup := members[name]; dup {
+			return nil, false
+		}
+		i = skipSpace(data, end+1)
+		if i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		start := skipSpace(data, i+1)
+		stop, ok := skipValue(data, start)
+		if !ok {
+			return nil, false
+		}
+		members[name] = data[start:stop]
+		i = skipSpace(data, stop)
+		if i >= len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return members, skipSpace(data, i+1) == len(data)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns where the value starting at i ends: a string, an
+// object or array (brackets counted outside strings), or a literal or
+// number (up to the next delimiter).
+func skipValue(data []byte, i int) (int, bool) {
+	if i >= len(data) {
+		return i, false
+	}
+	depth := 0
+	for j := i; j < len(data); j++ {
+		switch c := data[j]; c {
+		case '"':
+			k, ok := skipString(data, j)
+			if !ok {
+				return j, false
+			}
+			j = k - 1
+			if depth == 0 {
+				return k, true
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return j, j > i
+			}
+			depth--
+			if depth == 0 {
+				return j + 1, true
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return j, j > i
+			}
+		}
+	}
+	return len(data), depth == 0 && len(data) > i
+}
+
+// skipString returns the index just past the string starting at i.
+func skipString(data []byte, i int) (int, bool) {
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1, true
+		}
+	}
+	return len(data), false
 }
 
 // anyJSON is a member that holds any JSON value, where null is a value.

@@ -18,7 +18,7 @@ import (
 // and the agent then completes the task with a good report.
 func TestStrictBodies(t *testing.T) {
 	w := newWorld(t)
-	id := w.submit(`{"capability":"work","input":{"n":1}}`)
+	id := w.submit(`{"capability":"work","input":{"n":1},"watch":true}`)
 	w.dispatched(id, 1)
 	w.clientEvent(id, "io.equilateral.task.dispatched.v1")
 	w.report("running", id, `{"task_id":"`+id+`","attempt":1,"instance":"i1"}`)
