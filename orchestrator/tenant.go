@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -46,9 +47,18 @@ type tenant struct {
 	sched      *scheduler
 
 	subs   []*nats.Subscription
-	lanes  *lanes
 	closed chan struct{} // closed by the connection's closed handler
+
+	// lanes are made on the first submit or report (openLanes): a tenant
+	// whose agents only heartbeat never pays for their goroutines and
+	// buffers, which are most of an idle tenant's memory.
+	lanesMu  sync.Mutex
+	lanes    *lanes
+	stopping bool // set by stop: no lanes are made after it
 }
+
+// laneCount is how many of a tenant's tasks are handled at once.
+const laneCount = 32
 
 // base is what every part of a tenant shares: who it is, its policy, and
 // its connection, state, audit and directory. It holds no mutable state of
@@ -146,18 +156,18 @@ func startTenant(ctx context.Context, cfg *config, name string) (*tenant, error)
 		nc.Close()
 		return nil, err
 	}
-	t.lanes = newLanes(32)
 	a := t.admission
+	agentMessage := chain(t.agentMessage, a.boundTypes)
 	handlers := []struct {
 		subject string
 		h       bus.HandlerFunc
 	}{
-		{protocol.TasksSubmit, t.lanes.wrap(chain(t.intake.handleSubmit, a.boundTypes, a.metered, a.once), byEventID)},
+		{protocol.TasksSubmit, t.laned(chain(t.intake.handleSubmit, a.boundTypes, a.metered, a.once), byEventID)},
 		{protocol.TasksGet, chain(t.operations.handleGet, a.boundTypes, a.metered)},
 		{protocol.TasksList, chain(t.operations.handleList, a.boundTypes, a.metered)},
 		{protocol.TasksCancel, chain(t.operations.handleCancel, a.boundTypes, a.metered, a.once)},
 		{protocol.TasksInfo, chain(t.operations.handleInfo, a.boundTypes, a.metered)},
-		{protocol.AllAgentsWildcard, t.lanes.wrap(chain(t.agentMessage, a.boundTypes), byReportTask)},
+		{protocol.AllAgentsWildcard, heartbeatsInline(agentMessage, t.laned(agentMessage, byReportTask))},
 	}
 	for _, h := range handlers {
 		sub, err := b.bus.QueueSubscribe(h.subject, queueGroup, h.h)
@@ -183,6 +193,42 @@ func clusterReplicas(nc *nats.Conn) int {
 		return 3
 	}
 	return 1
+}
+
+// laned runs h in the tenant's lanes, in order per key.
+func (t *tenant) laned(h bus.HandlerFunc, key func(*bus.Message) string) bus.HandlerFunc {
+	return func(ctx context.Context, m *bus.Message) {
+		if l := t.openLanes(); l != nil {
+			l.wrap(h, key)(ctx, m)
+		}
+		// nil: stopping, and the drain timed out; its sender retries on no answer
+	}
+}
+
+// openLanes returns the tenant's lanes, made on first use; nil if the
+// tenant stopped before it had any.
+func (t *tenant) openLanes() *lanes {
+	t.lanesMu.Lock()
+	defer t.lanesMu.Unlock()
+	if t.lanes == nil && !t.stopping {
+		t.lanes = newLanes(laneCount)
+	}
+	return t.lanes
+}
+
+// heartbeatsInline handles heartbeats where they arrive and hands the
+// rest of what agents send on: a heartbeat is about no task, so nothing
+// keeps it in order with reports (in the lanes they all shared one lane,
+// their key being empty), and a tenant whose agents are idle needs no
+// lanes.
+func heartbeatsInline(heartbeat, rest bus.HandlerFunc) bus.HandlerFunc {
+	return func(ctx context.Context, m *bus.Message) {
+		if _, kind, ok := protocol.ParseAgentSubject(m.Subject); ok && kind == protocol.HeartbeatKind {
+			heartbeat(ctx, m)
+			return
+		}
+		rest(ctx, m)
+	}
 }
 
 // agentMessage routes what an agent publishes on eq.agent.<agent>.<kind>:
@@ -224,8 +270,12 @@ func (t *tenant) stop() {
 		case <-deadline:
 		}
 	}
-	if t.lanes != nil {
-		t.lanes.close()
+	t.lanesMu.Lock()
+	t.stopping = true
+	l := t.lanes
+	t.lanesMu.Unlock()
+	if l != nil {
+		l.close()
 	}
 	if t.sched != nil {
 		t.sched.stop()
