@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"hash/fnv"
 	"sync"
+	"time"
 
 	"github.com/equilateral-agents/equilateral/bus"
 )
 
-// lanes runs handlers on n goroutines; messages with the same key are
-// handled in order, one at a time.
+// lanes runs handlers on up to n goroutines; messages with the same key
+// are handled in order, one at a time. A lane's goroutine starts with its
+// first message and ends when the lane has been idle for laneIdle, so a
+// tenant that is quiet costs no goroutines and a thousand tenants that
+// once ran tasks do not keep 32 each.
 type lanes struct {
-	chans []chan laneMsg
+	lanes []*lane
 	wg    sync.WaitGroup
+	idle  time.Duration // laneIdle, shorter in tests
 
 	// mu guards closed: a message arriving after close (from a
 	// subscription still delivering) is dropped, never sent on a closed
@@ -22,24 +27,35 @@ type lanes struct {
 	closed bool
 }
 
+// lane is one ordered queue. Its buffer is small: each subscription in
+// nats.go already queues what its handler has not taken.
+type lane struct {
+	ch chan laneMsg
+	// mu guards running and queued: a goroutine ends only when nothing
+	// is queued, counted before the send, so no message is left without
+	// a goroutine to handle it.
+	mu      sync.Mutex
+	running bool
+	queued  int
+}
+
 type laneMsg struct {
 	ctx context.Context
 	m   *bus.Message
 	h   bus.HandlerFunc
 }
 
+const (
+	laneBuffer = 16
+	// laneIdle is how long a lane's goroutine waits for work before it
+	// ends.
+	laneIdle = 30 * time.Second
+)
+
 func newLanes(n int) *lanes {
-	l := &lanes{chans: make([]chan laneMsg, n)}
-	for i := range l.chans {
-		ch := make(chan laneMsg, 256)
-		l.chans[i] = ch
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for lm := range ch {
-				lm.h(lm.ctx, lm.m)
-			}
-		}()
+	l := &lanes{lanes: make([]*lane, n), idle: laneIdle}
+	for i := range l.lanes {
+		l.lanes[i] = &lane{ch: make(chan laneMsg, laneBuffer)}
 	}
 	return l
 }
@@ -53,7 +69,48 @@ func (l *lanes) wrap(h bus.HandlerFunc, key func(*bus.Message) string) bus.Handl
 		if l.closed {
 			return // stopping, and the drain timed out: its sender retries on no answer
 		}
-		l.chans[f.Sum32()%uint32(len(l.chans))] <- laneMsg{context.WithoutCancel(ctx), m, h}
+		ln := l.lanes[f.Sum32()%uint32(len(l.lanes))]
+		ln.mu.Lock()
+		ln.queued++
+		if !ln.running {
+			ln.running = true
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				ln.run(l.idle)
+			}()
+		}
+		ln.mu.Unlock()
+		ln.ch <- laneMsg{context.WithoutCancel(ctx), m, h}
+	}
+}
+
+// run handles the lane's messages until it has been idle for idleFor,
+// or its channel is closed.
+func (ln *lane) run(idleFor time.Duration) {
+	idle := time.NewTimer(idleFor)
+	defer idle.Stop()
+	for {
+		select {
+		case lm, ok := <-ln.ch:
+			if !ok {
+				return
+			}
+			lm.h(lm.ctx, lm.m)
+			ln.mu.Lock()
+			ln.queued--
+			ln.mu.Unlock()
+			idle.Reset(idleFor)
+		case <-idle.C:
+			ln.mu.Lock()
+			if ln.queued == 0 {
+				ln.running = false
+				ln.mu.Unlock()
+				return
+			}
+			ln.mu.Unlock()
+			idle.Reset(idleFor)
+		}
 	}
 }
 
@@ -63,8 +120,8 @@ func (l *lanes) close() {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
-		for _, ch := range l.chans {
-			close(ch)
+		for _, ln := range l.lanes {
+			close(ln.ch)
 		}
 	}
 	l.mu.Unlock()
