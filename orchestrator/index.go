@@ -61,7 +61,7 @@ func (x *taskIndex) note(task *Task) {
 	s.entries = append(s.entries, indexEntry{})
 	copy(s.entries[i+1:], s.entries[i:])
 	s.entries[i] = e
-	s.reposition()
+	s.repositionFrom(i) // an out-of-order task is a recent one: a short tail
 }
 
 // forget drops a task deleted from the bucket.
@@ -71,7 +71,8 @@ func (x *taskIndex) forget(id string) {
 	for _, s := range x.by {
 		if i, ok := s.pos[id]; ok {
 			s.entries = append(s.entries[:i], s.entries[i+1:]...)
-			s.reposition()
+			delete(s.pos, id)
+			s.repositionFrom(i)
 			return
 		}
 	}
@@ -128,8 +129,13 @@ func (x *taskIndex) page(submitter string, state protocol.State, after string, l
 
 func (s *submitterTasks) reposition() {
 	s.pos = make(map[string]int, len(s.entries))
-	for i, e := range s.entries {
-		s.pos[e.id] = i
+	s.repositionFrom(0)
+}
+
+// repositionFrom renumbers the entries from i on, which moved.
+func (s *submitterTasks) repositionFrom(i int) {
+	for j := i; j < len(s.entries); j++ {
+		s.pos[s.entries[j].id] = j
 	}
 }
 
