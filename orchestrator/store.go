@@ -45,7 +45,14 @@ type taskStore struct {
 	// and then a write. A stale entry only costs a failed CAS.
 	mu     sync.Mutex
 	recent map[string]cachedTask
+	// ended holds the last few final records written or seen, in order,
+	// only for known: the watch then need not decode a task's last write.
+	ended      map[string]cachedTask
+	endedOrder []string
 }
+
+// endedKept bounds ended: the watch delivers a write within moments.
+const endedKept = 1024
 
 type cachedTask struct {
 	task *Task // never changed once cached: readers get a copy
@@ -65,14 +72,30 @@ func (s *taskStore) remember(t *Task, rev uint64) {
 	}
 	if t.State.Final() {
 		delete(s.recent, t.ID)
+		s.rememberEnded(t, rev)
 		return
 	}
 	s.recent[t.ID] = cachedTask{task: t.clone(), rev: rev}
 }
 
+func (s *taskStore) rememberEnded(t *Task, rev uint64) {
+	if s.ended == nil {
+		s.ended = map[string]cachedTask{}
+	}
+	if _, ok := s.ended[t.ID]; !ok {
+		s.endedOrder = append(s.endedOrder, t.ID)
+	}
+	s.ended[t.ID] = cachedTask{task: t.clone(), rev: rev}
+	if len(s.endedOrder) > endedKept {
+		delete(s.ended, s.endedOrder[0])
+		s.endedOrder = s.endedOrder[1:]
+	}
+}
+
 func (s *taskStore) forget(id string) {
 	s.mu.Lock()
 	delete(s.recent, id)
+	delete(s.ended, id)
 	s.mu.Unlock()
 }
 
@@ -94,6 +117,9 @@ func (s *taskStore) known(id string, rev uint64) *Task {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.recent[id]; ok && c.rev == rev {
+		return c.task
+	}
+	if c, ok := s.ended[id]; ok && c.rev == rev {
 		return c.task
 	}
 	return nil
