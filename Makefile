@@ -17,6 +17,7 @@ test:
 
 # The numbers in the README's "Measured" table.
 bench:
+	go run ./cmd/equilateral bench
 	go test -run '^$$' -bench 'RoundTrip$$' -benchtime 5000x ./orchestrator/
 	go test -run '^$$' -bench TracingOverhead -benchtime 20000x ./orchestrator/
 	go test -run '^$$' -bench . ./bus/
