@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -15,6 +14,7 @@ import (
 	"github.com/equilateral-agents/equilateral/auth"
 	"github.com/equilateral-agents/equilateral/bus"
 	"github.com/equilateral-agents/equilateral/embedded"
+	"github.com/equilateral-agents/equilateral/internal/localnats"
 	"github.com/equilateral-agents/equilateral/protocol"
 	"github.com/equilateral-agents/equilateral/security"
 )
@@ -135,14 +135,14 @@ func (s *system) editConfig() error {
 	}
 	config := string(raw)
 	if !s.dep.encrypted {
-		config = withoutEncryption(config)
+		config = localnats.NoEncryptionAtRest(config)
 	}
 	if s.dep.tls {
 		dir := filepath.Join(s.dir, "bench-tls")
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
-		ca, cert, key, err := writeTLS(dir)
+		ca, cert, key, err := localnats.WriteTLS(dir)
 		if err != nil {
 			return fmt.Errorf("bench: TLS certificates: %w", err)
 		}
@@ -150,26 +150,6 @@ func (s *system) editConfig() error {
 		s.natsOpts = []nats.Option{nats.RootCAs(ca)}
 	}
 	return os.WriteFile(file, []byte(config), 0o600)
-}
-
-// withoutEncryption removes the cipher and key lines Init writes into
-// the jetstream block, so the server stores streams in plaintext.
-func withoutEncryption(config string) string {
-	var out []string
-	inJetStream := false
-	for _, line := range strings.SplitAfter(config, "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(trimmed, "jetstream"):
-			inJetStream = true
-		case inJetStream && trimmed == "}":
-			inJetStream = false
-		case inJetStream && (strings.HasPrefix(trimmed, "cipher") || strings.HasPrefix(trimmed, "key")):
-			continue
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "")
 }
 
 // close stops the server and removes the data dir; it may be called more
