@@ -79,7 +79,13 @@ func TestProgressAndPartialsArriveInOrder(t *testing.T) {
 		return map[string]int{"done": n}, nil
 	}})
 
-	v, updates := h.watch(h.submit("stream", map[string]any{}))
+	// Watched from the submit on: progress the agent sends before the
+	// client's watch starts is sent too.
+	acc, err := h.client.Submit(context.Background(), protocol.SubmitRequest{Capability: "stream", Input: json.RawMessage(`{}`), Watch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, updates := h.watch(acc.TaskID)
 	if v.State != protocol.StateCompleted {
 		t.Fatalf("task %s: %s", v.State, v.Error)
 	}

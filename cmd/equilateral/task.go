@@ -165,6 +165,9 @@ examples/flows/plan-code-review.yaml.`,
 			}
 			req := protocol.SubmitRequest{
 				Capability: capability, Input: input, IdempotencyKey: idempotency, Timeout: protocol.Duration(deadline),
+				// --wait follows every event: ask for them from the start, so
+				// progress before the watch begins is not lost.
+				Watch: wait,
 			}
 			switch {
 			case flowFile != "" && capability != "":
