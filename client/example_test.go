@@ -23,7 +23,8 @@ func ExampleConnect() {
 	}
 	defer c.Close()
 
-	acc, err := c.Submit(ctx, protocol.SubmitRequest{Capability: "plan", Input: json.RawMessage(`{"feature": "login"}`)})
+	// Watch: every event from the submit on, progress included.
+	acc, err := c.Submit(ctx, protocol.SubmitRequest{Capability: "plan", Input: json.RawMessage(`{"feature": "login"}`), Watch: true})
 	var refused *client.RefusedError
 	if errors.As(err, &refused) {
 		fmt.Println("refused:", refused.Reason, "request id", refused.RequestID)

@@ -60,7 +60,7 @@ func TestHandlerServesAnAgent(t *testing.T) {
 	defer c.Close()
 	run := func(capability string) (protocol.TaskView, []string) {
 		t.Helper()
-		acc, err := c.Submit(ctx, protocol.SubmitRequest{Capability: capability, Input: json.RawMessage(`{}`)})
+		acc, err := c.Submit(ctx, protocol.SubmitRequest{Capability: capability, Input: json.RawMessage(`{}`), Watch: true})
 		if err != nil {
 			t.Fatal(err)
 		}
