@@ -22,7 +22,7 @@ func reportKinds(t *testing.T, h *harness, agent string) func(taskID string) []s
 	nc := h.env.Connect(t, h.env.OrchestratorCreds("acme"), "observer")
 	var mu sync.Mutex
 	kinds := map[string][]string{}
-	if _, err := nc.Subscribe("eq.agent."+agent+".>", func(m *nats.Msg) {
+	if _, err := nc.Subscribe(protocol.AgentOutput(agent), func(m *nats.Msg) {
 		kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 		if kind == "heartbeat" {
 			return
