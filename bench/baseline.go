@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/equilateral-agents/equilateral/auth"
+	"github.com/equilateral-agents/equilateral/protocol"
 )
 
 // The baseline's streams, consumer and header. Its connections are the
@@ -17,11 +18,14 @@ import (
 // JetStream API, so the subjects are ones that user may publish.
 const (
 	workStream      = "BENCH_WORK"
-	workSubject     = "eq.cap.bench-baseline"
 	resultStream    = "BENCH_RESULTS"
-	resultSubject   = "eq.client.bench-baseline.results"
 	handlersDurable = "handlers"
 	taskIDHeader    = "Bench-Task"
+)
+
+var (
+	workSubject   = protocol.Capability("bench-baseline")
+	resultSubject = protocol.ClientTask("bench-baseline", "results")
 )
 
 // baseline measures a durable request→handler→reply pipeline written
